@@ -1,0 +1,5 @@
+"""Base densities and the Flow distribution."""
+from .base import BaseDensity, DiagonalNormal, StandardLogistic, StandardNormal
+from .flow import Flow
+
+__all__ = ["BaseDensity", "DiagonalNormal", "Flow", "StandardLogistic", "StandardNormal"]

@@ -1,0 +1,5 @@
+"""Ready architectures by name: ``build("realnvp", dim=2, ...)``."""
+from . import realnvp  # noqa: F401  (registers itself)
+from .registry import available, build, fit_preprocessing, register, register_preprocessing
+
+__all__ = ["available", "build", "fit_preprocessing", "register", "register_preprocessing"]

@@ -1,0 +1,102 @@
+"""Models are data: ``build(name, **config)`` -> :class:`~flowforge.distributions.Flow`.
+
+Every builder registers itself with :func:`register`. The config (plain JSON
+values) is stored on the flow as ``flow.config`` and in every checkpoint, so
+``build(**flow.config)`` rebuilds the same architecture.
+
+The generic key ``preprocess`` prepends fixed bijections (e.g. ``["standardize"]``)
+to the model's transform; their statistics are set by :func:`fit_preprocessing`
+and saved as buffers, so ``log_prob`` is in the user's data units.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor
+
+from ..distributions import Flow
+from ..transforms import Compose, Standardize, Transform
+
+__all__ = ["register", "build", "available", "register_preprocessing", "fit_preprocessing"]
+
+_MODELS: dict[str, Callable[..., Flow]] = {}
+_PREPROCESSING: dict[str, Callable[..., Transform]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., Flow]], Callable[..., Flow]]:
+    """Decorator: make ``builder(**config) -> Flow`` available as ``build(name, ...)``."""
+
+    def deco(builder: Callable[..., Flow]) -> Callable[..., Flow]:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _MODELS[name] = builder
+        return builder
+
+    return deco
+
+
+def register_preprocessing(name: str) -> Callable:
+    """Decorator: ``factory(event_shape, **options) -> Transform`` usable in ``preprocess=[...]``."""
+
+    def deco(factory: Callable[..., Transform]) -> Callable[..., Transform]:
+        _PREPROCESSING[name] = factory
+        return factory
+
+    return deco
+
+
+register_preprocessing("standardize")(lambda event_shape: Standardize(tuple(event_shape)))
+
+
+def available() -> list[str]:
+    """Names accepted by :func:`build`."""
+    return sorted(_MODELS)
+
+
+def build(name: str, **config: Any) -> Flow:
+    """Build the model ``name`` from keyword hyper-parameters.
+
+    Example:
+        >>> flow = build("realnvp", dim=2, layers=6, hidden=128)
+        >>> flow.log_prob(flow.sample(4)).shape
+        torch.Size([4])
+    """
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(available())}")
+    builder = _MODELS[name]
+    preprocess = config.pop("preprocess", None) or []
+    accepted = inspect.signature(builder).parameters
+    unknown = sorted(set(config) - set(accepted))
+    if unknown:
+        valid = ", ".join(p for p in accepted if not p.startswith("_"))
+        raise ValueError(f"model {name!r} has no option(s) {', '.join(unknown)}; its options are: {valid}")
+    flow = builder(**config)
+    if preprocess:
+        layers = [_preprocessing_layer(spec, tuple(flow.event_shape)) for spec in preprocess]
+        flow.transform = Compose([*layers, flow.transform])
+    flow.config = {"name": name, **config, **({"preprocess": preprocess} if preprocess else {})}
+    return flow
+
+
+def _preprocessing_layer(spec: str | dict, event_shape: tuple[int, ...]) -> Transform:
+    options = {"type": spec} if isinstance(spec, str) else dict(spec)
+    kind = options.pop("type", None)
+    if kind not in _PREPROCESSING:
+        raise ValueError(f"unknown preprocessing {kind!r}; available: {', '.join(sorted(_PREPROCESSING))}")
+    return _PREPROCESSING[kind](event_shape, **options)
+
+
+def fit_preprocessing(flow: Flow, x: Tensor) -> Flow:
+    """Fit the statistics of the flow's leading preprocessing layers on training data ``x``."""
+    transform = flow.transform
+    if not isinstance(transform, Compose):
+        return flow
+    for layer in transform:
+        fit = getattr(layer, "fit", None)
+        if fit is None:
+            break
+        fit(x)
+        x = layer(x)[0]
+    return flow
