@@ -21,6 +21,7 @@ from flowforge.transforms import (
     Coupling,
     Identity,
     Inverse,
+    Permutation,
     Standardize,
     alternating_mask,
     half_mask,
@@ -69,4 +70,10 @@ CASES: list[Case] = [
         vectors(3),
     ),
     Case("inverse-coupling", lambda: Inverse(Coupling(alternating_mask(4, 0), mlp, AffineMap())), vectors(4)),
+    Case("permutation-reverse", lambda: Permutation.reverse(4), vectors(4)),
+    Case(
+        "permutation-random-channels",
+        lambda: Permutation.random(3, seed=1),
+        lambda n: torch.randn(n, 3, 2, 2, dtype=torch.float64),
+    ),
 ]

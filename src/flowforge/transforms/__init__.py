@@ -4,6 +4,7 @@ the completeness test."""
 from .base import Compose, Identity, Inverse, Transform
 from .coupling import Coupling
 from .elementwise import Standardize
+from .permutation import Permutation
 from .masks import alternating_mask, channel_mask, checkerboard_mask, half_mask
 from .univariate import AdditiveMap, AffineMap, UnivariateMap
 
@@ -14,6 +15,7 @@ __all__ = [
     "Coupling",
     "Identity",
     "Inverse",
+    "Permutation",
     "Standardize",
     "Transform",
     "UnivariateMap",
