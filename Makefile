@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/flowforge train --out runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
