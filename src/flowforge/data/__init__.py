@@ -1,0 +1,16 @@
+"""Data: toy 2-D sets, user tables, image sets, dequantization and validation."""
+from . import toy  # noqa: F401  (registers moons, circles, 8gaussians, checkerboard)
+from .dataset import SPLITS, DataError, Dataset, available_datasets, load_dataset, register_dataset
+from .dequantize import dequantize
+from .toy import toy_log_density
+
+__all__ = [
+    "SPLITS",
+    "DataError",
+    "Dataset",
+    "available_datasets",
+    "dequantize",
+    "load_dataset",
+    "register_dataset",
+    "toy_log_density",
+]

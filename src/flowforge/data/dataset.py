@@ -1,0 +1,119 @@
+"""The ``Dataset`` record and the registry of named data sets.
+
+A data set is held in memory as float tensors in the user's original units,
+already split into train / validation / test with fixed seeds.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["Dataset", "DataError", "register_dataset", "load_dataset", "available_datasets", "SPLITS"]
+
+SPLITS = ("train", "val", "test")
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, column or index and the count."""
+
+
+@dataclass
+class Dataset:
+    """In-memory data set, split three ways.
+
+    Attributes:
+        name: data set name or file path.
+        train, val, test: ``(N, *event_shape)`` float tensors in original units.
+        labels: per split an ``(N,)`` integer tensor or None (used for plots).
+        context: per split an ``(N, context_dim)`` tensor or None (conditional flows).
+        kind: ``"vector"`` or ``"image"``.
+        levels: number of discrete values per dimension (images: 17 for digits,
+            256 for 8-bit), None for continuous data. Quantized data are
+            dequantized with uniform noise in training and evaluation.
+        columns: column names of tabular data (for messages), if known.
+        info: extra JSON-able facts stored in checkpoints (e.g. class names).
+    """
+
+    name: str
+    train: Tensor
+    val: Tensor
+    test: Tensor
+    labels: dict[str, Tensor | None] = field(default_factory=lambda: dict.fromkeys(SPLITS))
+    context: dict[str, Tensor | None] = field(default_factory=lambda: dict.fromkeys(SPLITS))
+    kind: str = "vector"
+    levels: int | None = None
+    columns: list[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.shape[1:])
+
+    @property
+    def context_dim(self) -> int:
+        c = self.context.get("train")
+        return 0 if c is None else int(c.shape[1])
+
+    def split(self, name: str) -> Tensor:
+        if name not in SPLITS:
+            raise DataError(f"unknown split {name!r}; choose from {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able summary stored with checkpoints."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "event_shape": list(self.event_shape),
+            "levels": self.levels,
+            "context_dim": self.context_dim,
+            "columns": self.columns,
+            "sizes": {s: int(self.split(s).shape[0]) for s in SPLITS},
+            **self.info,
+        }
+
+
+_DATASETS: dict[str, Callable[..., Dataset]] = {}
+
+
+def register_dataset(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
+    """Decorator: make ``loader(**options) -> Dataset`` loadable as ``load_dataset(name)``."""
+
+    def deco(loader: Callable[..., Dataset]) -> Callable[..., Dataset]:
+        _DATASETS[name] = loader
+        return loader
+
+    return deco
+
+
+def available_datasets() -> list[str]:
+    return sorted(_DATASETS)
+
+
+def load_dataset(name_or_path: str | Path, **options: Any) -> Dataset:
+    """A built-in data set by name, or a user file (``.csv``, ``.npy``, ``.npz``).
+
+    File options: ``context_cols`` (CSV column names or indices used as the
+    context), ``val_fraction``, ``test_fraction``, ``seed``.
+    """
+    key = str(name_or_path)
+    if key in _DATASETS:
+        return _DATASETS[key](**options)
+    from .tabular import TABULAR_SUFFIXES, load_table
+
+    path = Path(key)
+    if path.suffix.lower() in TABULAR_SUFFIXES or path.exists():
+        return load_table(path, **options)
+    raise DataError(
+        f"unknown data set {key!r}: not a built-in name ({', '.join(available_datasets())}) "
+        f"and not a file ({', '.join(TABULAR_SUFFIXES)})"
+    )
+
+
+def to_float(x: Any, dtype: torch.dtype = torch.float32) -> Tensor:
+    return torch.as_tensor(x, dtype=dtype)

@@ -1,0 +1,54 @@
+"""Defaults that make ``flowforge train --data X --model Y`` work well out of
+the box: which preprocessing a data kind needs, and per-model training
+settings. The CLI and Python users share them.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from ..data import Dataset
+from ..distributions import Flow
+from ..models import build
+from ..models.registry import _MODELS
+
+__all__ = ["RECIPES", "recipe", "build_for_data", "default_preprocess"]
+
+#: Per ``(model, data kind)``: ``train`` (TrainConfig fields) and ``model`` (build options).
+#: Entries are looked up by ``(model, kind)``, then ``(model, "*")``.
+RECIPES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("realnvp", "vector"): {"train": {"steps": 2000, "batch_size": None, "lr": 1e-3, "eval_every": 100}, "model": {}},
+}
+_FALLBACK: dict[str, dict[str, Any]] = {"train": {"steps": 2000, "eval_every": 100}, "model": {}}
+
+
+def recipe(model: str, kind: str) -> dict[str, dict[str, Any]]:
+    """The defaults for ``model`` on data of ``kind`` (``"vector"`` or ``"image"``)."""
+    return RECIPES.get((model, kind)) or RECIPES.get((model, "*")) or _FALLBACK
+
+
+def default_preprocess(dataset: Dataset) -> list[Any]:
+    """Continuous data are standardized; quantized data (images) are scaled and
+    logit-transformed (Real NVP) -- both as bijections inside the flow."""
+    if dataset.levels:
+        return [{"type": "logit", "levels": dataset.levels}]
+    return ["standardize"]
+
+
+def build_for_data(model: str, dataset: Dataset, **options: Any) -> Flow:
+    """Build ``model`` sized for ``dataset`` (``dim`` or ``shape``, ``context_dim``),
+    with the recipe's options, then ``options`` on top."""
+    config = {**recipe(model, dataset.kind)["model"], **options}
+    if model not in _MODELS:
+        build(model)  # raises the error listing the available models
+    accepted = inspect.signature(_MODELS[model]).parameters
+    if dataset.kind == "image" and "shape" in accepted:
+        config.setdefault("shape", list(dataset.event_shape))
+    elif "dim" in accepted:
+        config.setdefault("dim", int(dataset.train[0].numel()))
+    if dataset.context_dim:
+        if "context_dim" not in accepted:
+            raise ValueError(f"model {model!r} cannot be conditioned on a context")
+        config.setdefault("context_dim", dataset.context_dim)
+    config.setdefault("preprocess", default_preprocess(dataset))
+    return build(model, **config)
