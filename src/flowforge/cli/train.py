@@ -8,6 +8,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..data import load_dataset
 from ..models import available, build
 from ..training import TrainConfig, fit
@@ -97,6 +99,7 @@ def run(args) -> int:
     if (out / MODEL_FILE).exists() and not args.overwrite:
         raise CLIError(f"{out} already holds a trained run; use --resume {out}, --overwrite, or another --out")
     config = _train_config(args, recipe(args.model, dataset.kind)["train"])
+    torch.manual_seed(config.seed)  # initial weights follow --seed
     flow = build_for_data(args.model, dataset, **_model_options(args))
     for stale in (LAST_FILE, "metrics.csv", "summary.json"):
         if args.overwrite and (out / stale).exists():
