@@ -12,7 +12,7 @@ import torch
 
 from ..data import load_dataset
 from ..models import available, build
-from ..training import TrainConfig, fit
+from ..training import TrainConfig, distributed, fit
 from ..training.checkpoint import LAST_FILE, MODEL_FILE, read_metadata
 from ..training.recipes import build_for_data, recipe
 from .common import CLIError, add_device_arg, examples, positive_float, positive_int, resolve_device
@@ -31,6 +31,7 @@ def add_parser(sub) -> None:
             "flowforge train --data my_table.csv --model realnvp --out runs/mine",
             "flowforge train --data table.csv --context-cols y --out runs/cond   # conditional on column y",
             "flowforge train --resume runs/moons --steps 4000  # continue a run",
+            "torchrun --nproc_per_node=2 -m flowforge train --data moons --batch-size 512 --out runs/ddp",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -48,6 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--eval-every", type=positive_int, help="validate every N steps")
     p.add_argument("--patience", type=positive_int, help="early stopping: evaluations without improvement")
     p.add_argument("--clip-grad", type=positive_float, help="max gradient norm")
+    p.add_argument("--checkpoint-every", type=positive_int, help="write last.safetensors every N steps (default: at evals)")
+    p.add_argument("--max-nonfinite", type=positive_int, help="stop after N non-finite steps in a row (default: 20)")
     p.add_argument("--schedule", choices=["constant", "cosine"], help="learning-rate schedule")
     p.add_argument("--context-cols", help="comma-separated CSV columns to condition on (conditional flow)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last state")
@@ -78,7 +81,9 @@ def _model_options(args) -> dict[str, Any]:
 def _train_config(args, base: dict[str, Any]) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in base.items() if k in names}
-    for key in ("steps", "batch_size", "lr", "seed", "eval_every", "patience", "clip_grad", "schedule"):
+    keys = ("steps", "batch_size", "lr", "seed", "eval_every", "patience", "clip_grad", "schedule",
+            "checkpoint_every", "max_nonfinite")
+    for key in keys:
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
     values["device"] = str(resolve_device(args.device))
@@ -87,8 +92,15 @@ def _train_config(args, base: dict[str, Any]) -> TrainConfig:
 
 
 def run(args) -> int:
-    if args.resume is not None:
-        return _resume(args)
+    """Single process, or one rank under ``torchrun --nproc_per_node=N -m flowforge train ...``."""
+    dist, args.device = distributed.init_from_env(args.device)
+    try:
+        return _resume(args) if args.resume is not None else _train(args)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args) -> int:
     if args.model not in available():
         raise CLIError(f"unknown model {args.model!r}; available models: {', '.join(available())}")
     context_cols = [c.strip() for c in args.context_cols.split(",")] if args.context_cols else None
@@ -126,6 +138,8 @@ def _resume(args) -> int:
 
 
 def _finish(args, out: Path, flow, dataset, summary: dict[str, Any]) -> int:
+    if not distributed.info().is_main:
+        return 0
     if not args.no_plots:
         write_run_plots(out, flow, dataset)
     unit = "bits/dim" if summary["test_bits_per_dim"] is not None else "nats"

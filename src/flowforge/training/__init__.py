@@ -1,4 +1,5 @@
 """Training: the fit loop, metrics, checkpoints."""
+from . import distributed
 from .checkpoint import CheckpointError, load_flow, save_checkpoint
 from .metrics import as_model_input, bits_per_dim, evaluate_nll
 from .trainer import TrainConfig, TrainingError, TrainResult, fit, nll_loss
@@ -9,6 +10,7 @@ __all__ = [
     "TrainResult",
     "TrainingError",
     "as_model_input",
+    "distributed",
     "bits_per_dim",
     "evaluate_nll",
     "fit",

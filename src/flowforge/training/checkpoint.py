@@ -34,6 +34,8 @@ __all__ = [
     "LAST_FILE",
     "save_checkpoint",
     "load_flow",
+    "load_weights",
+    "read_checkpoint",
     "read_metadata",
     "resolve_checkpoint",
     "atomic_write_text",
@@ -153,7 +155,7 @@ def _rebuild(meta: dict[str, Any], path: Path) -> Flow:
         raise CheckpointError(f"{path}: cannot rebuild the model from its config: {e}") from None
 
 
-def _load_weights(flow: Flow, tensors: dict[str, torch.Tensor], path: Path) -> None:
+def load_weights(flow: Flow, tensors: dict[str, torch.Tensor], path: Path) -> None:
     expected = flow.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -173,6 +175,13 @@ def _load_weights(flow: Flow, tensors: dict[str, torch.Tensor], path: Path) -> N
     flow.load_state_dict(tensors)
 
 
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(metadata, model tensors)`` of a checkpoint file (either kind), validated."""
+    file = resolve_checkpoint(path)
+    meta = read_metadata(file)
+    return meta, _read_tensors(file, "model." if file.name == LAST_FILE else "")
+
+
 def load_flow(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Flow, dict[str, Any]]:
     """Rebuild a flow from a run folder or a ``.safetensors`` file; returns ``(flow, metadata)``.
 
@@ -180,10 +189,9 @@ def load_flow(path: str | Path, map_location: str | torch.device = "cpu") -> tup
     stored tensors (names and shapes) before any weight is used, then loaded.
     """
     file = resolve_checkpoint(path)
-    meta = read_metadata(file)
+    meta, tensors = read_checkpoint(file)
     flow = _rebuild(meta, file)
-    prefix = "model." if file.name == LAST_FILE else ""
-    _load_weights(flow, _read_tensors(file, prefix), file)
+    load_weights(flow, tensors, file)
     flow.eval()
     return flow.to(map_location), meta
 
@@ -223,7 +231,7 @@ def load_training_state(
     meta = read_metadata(path)
     if meta["model"] != flow.config:
         raise CheckpointError(f"{path}: saved for model {meta['model']}, but the run now builds {flow.config}")
-    _load_weights(flow, _read_tensors(path, "model."), path)
+    load_weights(flow, _read_tensors(path, "model."), path)
     optim_tensors = _read_tensors(path, "optim.")
     state: dict[int, dict[str, Any]] = {}
     for key, value in optim_tensors.items():

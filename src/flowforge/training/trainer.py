@@ -21,14 +21,17 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..data import Dataset, dequantize
+from ..data import SPLITS, Dataset, dequantize
 from ..distributions import Flow
 from ..models import fit_preprocessing
+from . import distributed
 from .checkpoint import (
     LAST_FILE,
     MODEL_FILE,
     atomic_write_text,
     load_training_state,
+    load_weights,
+    read_checkpoint,
     save_checkpoint,
     save_training_state,
 )
@@ -44,9 +47,9 @@ class TrainingError(RuntimeError):
     """Training could not go on (e.g. too many non-finite steps in a row)."""
 
 
-def nll_loss(flow: Flow, x: Tensor, context: Tensor | None = None) -> Tensor:
-    """Mean negative log-likelihood in nats per example."""
-    return -flow.log_prob(x, context).mean()
+def nll_loss(model: torch.nn.Module, x: Tensor, context: Tensor | None = None) -> Tensor:
+    """Mean negative log-likelihood in nats per example (``model(x, c)`` is ``log_prob``)."""
+    return -model(x, context).mean()
 
 
 @dataclass
@@ -150,167 +153,208 @@ def fit(
     and data-dependent layers (ActNorm) are initialized on the first batch.
     With ``out``, writes ``model.safetensors`` (best validation weights),
     ``last.safetensors`` (resume state), ``metrics.csv`` and ``summary.json``;
-    ``resume=True`` continues from ``out/last.safetensors`` exactly.
+    ``resume=True`` continues from ``out/last.safetensors`` exactly. Under
+    ``torchrun`` (an initialized process group) the model is wrapped in DDP,
+    each global batch is sharded over the ranks, and only rank 0 writes.
+
+    ``loss(model, x, context)`` gets the module to call (the DDP wrapper under
+    torchrun, whose call is ``flow.log_prob``).
 
     Returns:
         :class:`TrainResult`; the flow ends holding the best validation weights.
     """
-    config = config or TrainConfig()
-    config.validate()
-    out = Path(out) if out is not None else None
-    device = torch.device(config.device)
-    if resume and (out is None or not (out / LAST_FILE).exists()):
-        raise TrainingError(f"nothing to resume: {out}/{LAST_FILE} does not exist")
-    data_gen = torch.Generator().manual_seed(config.seed)
-    train_x = dataset.train
-    train_c = dataset.context["train"]
-    batches = _Batches(train_x.shape[0], config.batch_size, data_gen)
-    flow.to(device)
-    params = [p for p in flow.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    dtype = params[0].dtype if params else torch.float32
-    train_x, train_c = train_x.to(device, dtype), None if train_c is None else train_c.to(device, dtype)
-    record = {"data": dataset.describe(), "train_config": asdict(config), **(meta or {})}
+    return _Run(flow, dataset, config or TrainConfig(), out, loss, meta).train(resume)
 
-    def batch() -> tuple[Tensor, Tensor | None]:
-        idx = batches.next()
-        xb = train_x if idx is None else train_x[idx.to(device)]
-        cb = train_c if idx is None or train_c is None else train_c[idx.to(device)]
-        if dataset.levels:
-            xb = dequantize(xb, data_gen)
-        return as_model_input(flow, xb), cb
 
-    step, best_val, best_step, evals_since_best, skipped_total = 0, math.inf, 0, 0, 0
-    history: list[dict[str, Any]] = []
-    if resume:
-        rng, state = load_training_state(out / LAST_FILE, flow, optimizer)
-        data_gen.set_state(rng["data"])
+class _Run:
+    """State of one training run (the body of :func:`fit`)."""
+
+    def __init__(self, flow: Flow, dataset: Dataset, config: TrainConfig, out, loss: LossFn, meta):
+        config.validate()
+        self.flow, self.dataset, self.config, self.loss = flow, dataset, config, loss
+        self.dist = distributed.info()
+        self.out = Path(out) if out is not None else None
+        self.writes = self.out is not None and self.dist.is_main
+        self.device = torch.device(config.device)
+        flow.to(self.device)
+        self.params = [p for p in flow.parameters() if p.requires_grad]
+        self.dtype = self.params[0].dtype if self.params else torch.float32
+        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.data_gen = torch.Generator().manual_seed(config.seed)
+        self.train_x = dataset.train.to(self.device, self.dtype)
+        c = dataset.context["train"]
+        self.train_c = None if c is None else c.to(self.device, self.dtype)
+        self.batches = _Batches(self.train_x.shape[0], config.batch_size, self.data_gen)
+        self.record = {"data": dataset.describe(), "train_config": asdict(config), **(meta or {})}
+        self.step, self.best_val, self.best_step, self.evals_since_best, self.skipped = 0, math.inf, 0, 0, 0
+        self.history: list[dict[str, Any]] = []
+        self.model = flow
+
+    def global_batch(self) -> tuple[Tensor, Tensor | None]:
+        idx = self.batches.next()
+        xb = self.train_x if idx is None else self.train_x[idx.to(self.device)]
+        cb = self.train_c if idx is None or self.train_c is None else self.train_c[idx.to(self.device)]
+        if self.dataset.levels:
+            xb = dequantize(xb, self.data_gen)
+        return as_model_input(self.flow, xb), cb
+
+    def restore(self) -> None:
+        if self.out is None or not (self.out / LAST_FILE).exists():
+            raise TrainingError(f"nothing to resume: {self.out}/{LAST_FILE} does not exist")
+        rng, state = load_training_state(self.out / LAST_FILE, self.flow, self.optimizer)
+        self.data_gen.set_state(rng["data"])
         torch.set_rng_state(rng["torch"])
-        batches.perm, batches.pos = rng["perm"], int(state["pos"])
-        step, best_val, best_step = int(state["step"]), float(state["best_val"]), int(state["best_step"])
-        evals_since_best, skipped_total = int(state["evals_since_best"]), int(state["skipped_total"])
-        history = _read_metrics(out, step)
-    else:
-        torch.manual_seed(config.seed)
-        fit_preprocessing(flow, as_model_input(flow, train_x))
-        if flow.transform.is_data_dependent:
-            xb, cb = batch()
-            flow.transform.initialize(xb, cb)
+        self.batches.perm, self.batches.pos = rng["perm"], int(state["pos"])
+        self.step, self.best_val, self.best_step = int(state["step"]), float(state["best_val"]), int(state["best_step"])
+        self.evals_since_best, self.skipped = int(state["evals_since_best"]), int(state["skipped_total"])
+        self.history = _read_metrics(self.out, self.step)
 
-    def save_last() -> None:
-        if out is None:
+    def start_fresh(self) -> None:
+        torch.manual_seed(self.config.seed)
+        fit_preprocessing(self.flow, as_model_input(self.flow, self.train_x))
+        if self.flow.transform.is_data_dependent:
+            xb, cb = self.global_batch()
+            self.flow.transform.initialize(xb, cb)
+
+    def save_last(self) -> None:
+        if not self.writes:
             return
-        rng = {"data": data_gen.get_state(), "torch": torch.get_rng_state(), "perm": batches.perm}
+        rng = {"data": self.data_gen.get_state(), "torch": torch.get_rng_state(), "perm": self.batches.perm}
         state = {
-            "step": step,
-            "pos": batches.pos,
-            "best_val": best_val,
-            "best_step": best_step,
-            "evals_since_best": evals_since_best,
-            "skipped_total": skipped_total,
+            "step": self.step,
+            "pos": self.batches.pos,
+            "best_val": self.best_val,
+            "best_step": self.best_step,
+            "evals_since_best": self.evals_since_best,
+            "skipped_total": self.skipped,
         }
-        save_training_state(out / LAST_FILE, flow, optimizer, rng, {**record, **state})
+        save_training_state(self.out / LAST_FILE, self.flow, self.optimizer, rng, {**self.record, **state})
 
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_metrics(out, history)
-    checkpoint_every = config.checkpoint_every or config.eval_every
-    running, running_n, nonfinite_run, grad_norm = 0.0, 0, 0, float("nan")
-    t_start = time.perf_counter()
-    step_times: list[float] = []
-    flow.train()
-    bar = tqdm(total=config.steps, initial=step, disable=not config.progress, desc="train", dynamic_ncols=True)
-    stopped_early = False
-    while step < config.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * _lr_factor(config.schedule, step, config.steps)
-        t0 = time.perf_counter()
-        xb, cb = batch()
-        optimizer.zero_grad(set_to_none=True)
-        value = loss(flow, xb, cb)
+    def optimizer_step(self) -> tuple[float, float]:
+        """One update; returns ``(loss, grad norm)``; non-finite ones skip the update."""
+        cfg = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(cfg.schedule, self.step, cfg.steps)
+        xb, cb = self.global_batch()
+        xb, cb = self.dist.shard(xb), self.dist.shard(cb)
+        self.optimizer.zero_grad(set_to_none=True)
+        value = self.loss(self.model, xb, cb)
         value.backward()
-        value = float(value.detach())
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.clip_grad or math.inf))
+        value = self.dist.mean(float(value.detach()), self.device)
+        # gradients are all-reduced, so every rank sees the same norm and skips together
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad or math.inf))
         if math.isfinite(value) and math.isfinite(grad_norm):
-            optimizer.step()
-            nonfinite_run = 0
-            running += value
-            running_n += 1
-        else:
-            nonfinite_run += 1
-            skipped_total += 1
-            if nonfinite_run >= config.max_nonfinite:
-                save_last()
-                bar.close()
-                raise TrainingError(
-                    f"stopped at step {step}: {nonfinite_run} non-finite losses or gradients in a row "
-                    f"(loss {value}, grad norm {grad_norm}); the weights were never updated with them, "
-                    f"the last good state is in {out or 'memory'}; lower --lr or set --clip-grad"
-                )
-        step += 1
-        step_times.append(time.perf_counter() - t0)
-        bar.update(1)
-        if step % config.eval_every == 0 or step == config.steps:
-            val = evaluate_nll(flow, dataset.val, dataset, dataset.context["val"])
-            flow.train()
-            row = {
-                "step": step,
-                "train_loss": running / running_n if running_n else float("nan"),
-                "val_nll": val["nll"],
-                "val_bits_per_dim": val["bits_per_dim"],
-                "lr": optimizer.param_groups[0]["lr"],
-                "grad_norm": grad_norm,
-                "skipped_steps": skipped_total,
-                "elapsed_s": time.perf_counter() - t_start,
-            }
-            history.append(row)
-            running, running_n = 0.0, 0
-            bar.set_postfix(loss=f"{row['train_loss']:.4f}", val=f"{val['nll']:.4f}")
-            if val["nll"] < best_val:
-                best_val, best_step, evals_since_best = val["nll"], step, 0
-                if out is not None:
-                    save_checkpoint(out / MODEL_FILE, flow, {**record, "step": step, "val_nll": best_val})
-            else:
-                evals_since_best += 1
-            if out is not None:
-                _write_metrics(out, history)
-            if config.patience is not None and evals_since_best >= config.patience:
-                stopped_early = True
-        if step % checkpoint_every == 0 or step == config.steps or stopped_early:
-            save_last()
-        if stopped_early:
-            break
-    bar.close()
-    wall = time.perf_counter() - t_start
-    if out is not None and (out / MODEL_FILE).exists():
-        from .checkpoint import _load_weights, _read_tensors
+            self.optimizer.step()
+        return value, grad_norm
 
-        _load_weights(flow, _read_tensors(out / MODEL_FILE), out / MODEL_FILE)
-    flow.eval()
-    scores = {
-        s: evaluate_nll(flow, dataset.split(s), dataset, dataset.context[s], noise_draws=1 if s == "train" else 5)
-        for s in ("train", "val", "test")
-    }
-    summary = {
-        "model": flow.config,
-        "data": record["data"],
-        "steps": step,
-        "best_step": best_step,
-        "stopped_early": stopped_early,
-        "skipped_steps": skipped_total,
-        "train_nll": scores["train"]["nll"],
-        "val_nll": scores["val"]["nll"],
-        "test_nll": scores["test"]["nll"],
-        "train_bits_per_dim": scores["train"]["bits_per_dim"],
-        "val_bits_per_dim": scores["val"]["bits_per_dim"],
-        "test_bits_per_dim": scores["test"]["bits_per_dim"],
-        "wall_time_s": wall,
-        "ms_per_step_median": 1000 * sorted(step_times)[len(step_times) // 2] if step_times else None,
-        "parameters": sum(p.numel() for p in params),
-    }
-    if out is not None:
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return TrainResult(summary=summary, history=history)
+    def evaluate(self, running: list[float], grad_norm: float, t_start: float) -> dict[str, Any]:
+        ds = self.dataset
+        val = evaluate_nll(self.flow, ds.val, ds, ds.context["val"])
+        self.flow.train()
+        row = {
+            "step": self.step,
+            "train_loss": sum(running) / len(running) if running else float("nan"),
+            "val_nll": val["nll"],
+            "val_bits_per_dim": val["bits_per_dim"],
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "grad_norm": grad_norm,
+            "skipped_steps": self.skipped,
+            "elapsed_s": time.perf_counter() - t_start,
+        }
+        self.history.append(row)
+        if val["nll"] < self.best_val:
+            self.best_val, self.best_step, self.evals_since_best = val["nll"], self.step, 0
+            if self.writes:
+                meta = {**self.record, "step": self.step, "val_nll": self.best_val}
+                save_checkpoint(self.out / MODEL_FILE, self.flow, meta)
+        else:
+            self.evals_since_best += 1
+        if self.writes:
+            _write_metrics(self.out, self.history)
+        return row
+
+    def train(self, resume: bool) -> TrainResult:
+        cfg = self.config
+        if resume:
+            self.restore()
+        else:
+            self.start_fresh()
+        if self.dist.active:
+            ids = None if self.device.type == "cpu" else [self.device.index]
+            self.model = torch.nn.parallel.DistributedDataParallel(self.flow, device_ids=ids)
+        if self.writes:
+            self.out.mkdir(parents=True, exist_ok=True)
+            _write_metrics(self.out, self.history)
+        checkpoint_every = cfg.checkpoint_every or cfg.eval_every
+        running: list[float] = []
+        nonfinite_run, grad_norm, stopped_early = 0, float("nan"), False
+        step_times: list[float] = []
+        t_start = time.perf_counter()
+        self.flow.train()
+        show = cfg.progress and self.dist.is_main
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not show, desc="train", dynamic_ncols=True)
+        while self.step < cfg.steps:
+            t0 = time.perf_counter()
+            value, grad_norm = self.optimizer_step()
+            if math.isfinite(value) and math.isfinite(grad_norm):
+                nonfinite_run = 0
+                running.append(value)
+            else:
+                nonfinite_run += 1
+                self.skipped += 1
+                if nonfinite_run >= cfg.max_nonfinite:
+                    self.save_last()
+                    bar.close()
+                    raise TrainingError(
+                        f"stopped at step {self.step}: {nonfinite_run} non-finite losses or gradients in a row "
+                        f"(loss {value}, grad norm {grad_norm}); the weights were never updated with them, the "
+                        f"last good state is in {self.out or 'memory'}; lower --lr or set --clip-grad"
+                    )
+            self.step += 1
+            step_times.append(time.perf_counter() - t0)
+            bar.update(1)
+            if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                row = self.evaluate(running, grad_norm, t_start)
+                running = []
+                bar.set_postfix(loss=f"{row['train_loss']:.4f}", val=f"{row['val_nll']:.4f}")
+                stopped_early = cfg.patience is not None and self.evals_since_best >= cfg.patience
+            if self.step % checkpoint_every == 0 or self.step == cfg.steps or stopped_early:
+                self.save_last()
+            if stopped_early:
+                break
+        bar.close()
+        return TrainResult(summary=self.finish(time.perf_counter() - t_start, step_times, stopped_early), history=self.history)
+
+    def finish(self, wall: float, step_times: list[float], stopped_early: bool) -> dict[str, Any]:
+        """Load the best weights, score every split, write ``summary.json``."""
+        if self.dist.active:
+            torch.distributed.barrier()  # rank 0 has finished writing the best weights
+        if self.out is not None and (self.out / MODEL_FILE).exists():
+            _, tensors = read_checkpoint(self.out / MODEL_FILE)
+            load_weights(self.flow, tensors, self.out / MODEL_FILE)
+        self.flow.eval()
+        ds = self.dataset
+        scores = {
+            s: evaluate_nll(self.flow, ds.split(s), ds, ds.context[s], noise_draws=1 if s == "train" else 5)
+            for s in SPLITS
+        }
+        summary = {
+            "model": self.flow.config,
+            "data": self.record["data"],
+            "steps": self.step,
+            "best_step": self.best_step,
+            "stopped_early": stopped_early,
+            "skipped_steps": self.skipped,
+            **{f"{s}_nll": scores[s]["nll"] for s in SPLITS},
+            **{f"{s}_bits_per_dim": scores[s]["bits_per_dim"] for s in SPLITS},
+            "wall_time_s": wall,
+            "ms_per_step_median": 1000 * sorted(step_times)[len(step_times) // 2] if step_times else None,
+            "parameters": sum(p.numel() for p in self.params),
+            "world_size": self.dist.world,
+        }
+        if self.writes:
+            atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        return summary
 
 
 def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
