@@ -8,7 +8,6 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	# torch pinned to the CPU wheel available offline; the package itself accepts a range
 	$(PY) -m pip install -q "torch==2.13.0"
 	$(PY) -m pip install -q "torch==2.13.0" -e ".[dev]"

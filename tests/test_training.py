@@ -20,18 +20,18 @@ def moons():
 
 
 def test_moons_reaches_target_nll(moons, tmp_path):
-    # The classic model, full batch, as `flowforge train` runs it (fewer steps).
-    # ../shared/bench: peers reach 1.22 nats in standardized units after 2000 steps;
-    # in original units that is 1.22 + log|det diag(std)| = 1.22 - 0.41 ~ 0.81.
+    # The classic model, full batch, as `flowforge train` runs it, with fewer steps.
+    # ../shared/bench (2000 steps): the peers' test NLL is 1.218-1.239 nats in
+    # standardized units on this very test split; NLL_std = NLL_orig - sum(log std).
+    torch.manual_seed(0)
     flow = ff.models.build("realnvp", dim=2, preprocess=["standardize"])
-    result = fit(flow, moons, TrainConfig(steps=600, lr=3e-3, eval_every=100, progress=False), out=tmp_path)
+    result = fit(flow, moons, TrainConfig(steps=500, eval_every=100, progress=False), out=tmp_path)
     s = result.summary
-    std_log_det = float(torch.log(moons.train.std(0)).sum())
-    assert s["test_nll"] < 1.05, s["test_nll"]  # standardized: < 1.46
-    assert math.isclose(s["test_nll"] + 0.0, ff.training.evaluate_nll(flow, moons.test)["nll"], rel_tol=1e-6)
+    nll_standardized = s["test_nll"] - float(torch.log(moons.train.std(0)).sum())
+    assert nll_standardized < 1.30, nll_standardized
+    assert math.isclose(s["test_nll"], ff.training.evaluate_nll(flow, moons.test)["nll"], rel_tol=1e-6)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {"train_nll", "val_nll", "test_nll"} <= set(summary)
-    assert std_log_det < 0  # moons coordinates have std < 1, so original-unit NLLs are lower
 
 
 def test_resume_is_exact(moons, tmp_path):

@@ -17,7 +17,7 @@ __all__ = ["RECIPES", "recipe", "build_for_data", "default_preprocess"]
 #: Per ``(model, data kind)``: ``train`` (TrainConfig fields) and ``model`` (build options).
 #: Entries are looked up by ``(model, kind)``, then ``(model, "*")``.
 RECIPES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
-    ("realnvp", "vector"): {"train": {"steps": 2000, "batch_size": None, "lr": 1e-3, "eval_every": 100}, "model": {}},
+    ("realnvp", "vector"): {"train": {"steps": 1000, "batch_size": None, "lr": 1e-3, "eval_every": 100}, "model": {}},
 }
 _FALLBACK: dict[str, dict[str, Any]] = {"train": {"steps": 2000, "eval_every": 100}, "model": {}}
 
