@@ -13,17 +13,28 @@ from functools import partial
 
 import torch
 
-from flowforge.nets import MLP, ParallelMLP
+from flowforge.nets import MLP, ConvNet, ParallelMLP, ResNet
 from flowforge.transforms import (
+    ActNorm,
     AdditiveMap,
     AffineMap,
+    BatchNorm,
     Compose,
     Coupling,
+    DiagonalScaling,
+    Flatten,
     Identity,
+    InvConv1x1,
     Inverse,
+    Logit,
+    Multiscale,
     Permutation,
+    Rescale,
+    Squeeze,
     Standardize,
     alternating_mask,
+    channel_mask,
+    checkerboard_mask,
     half_mask,
 )
 
@@ -76,4 +87,93 @@ CASES: list[Case] = [
         lambda: Permutation.random(3, seed=1),
         lambda n: torch.randn(n, 3, 2, 2, dtype=torch.float64),
     ),
+]
+
+# -- image layers (issue 3) ----------------------------------------------------------------
+
+
+def images(c: int, h: int, w: int) -> Callable[[int], torch.Tensor]:
+    return lambda n: torch.randn(n, c, h, w, dtype=torch.float64)
+
+
+def pixels(levels: int, c: int, h: int, w: int) -> Callable[[int], torch.Tensor]:
+    """Dequantized pixels in [0, levels)."""
+    return lambda n: torch.rand(n, c, h, w, dtype=torch.float64) * levels
+
+
+def _batchnorm(channels: int) -> BatchNorm:
+    layer = BatchNorm(channels)
+    layer.running_mean.copy_(torch.linspace(-0.5, 0.5, channels))
+    layer.running_var.copy_(torch.linspace(0.5, 2.0, channels))
+    return layer
+
+
+def _multiscale() -> Multiscale:
+    level0 = Compose([Squeeze(), ActNorm(4), InvConv1x1(4), Coupling(channel_mask((4, 1, 2), True), conv, AffineMap())])
+    level1 = Coupling(checkerboard_mask((2, 1, 2), 0), conv, AffineMap())
+    return Multiscale([level0, level1], (1, 2, 4))
+
+
+conv = partial(ConvNet, hidden=4)
+resnet = partial(ResNet, hidden=4, blocks=1)
+
+CASES += [
+    Case("squeeze", lambda: Squeeze(), images(2, 2, 4)),
+    Case("flatten", lambda: Flatten((2, 3, 2)), images(2, 3, 2)),
+    Case("multiscale", _multiscale, images(1, 2, 4)),
+    Case("actnorm-image", lambda: ActNorm(3), images(3, 2, 2)),
+    Case("actnorm-vector", lambda: ActNorm(4), vectors(4)),
+    Case("batchnorm-image", lambda: _batchnorm(3), images(3, 2, 2)),
+    Case("batchnorm-vector", lambda: _batchnorm(4), vectors(4)),
+    Case("invconv1x1-lu", lambda: InvConv1x1(3, lu=True), images(3, 2, 2)),
+    Case("invconv1x1-plain", lambda: InvConv1x1(3, lu=False), images(3, 2, 2)),
+    Case("invconv1x1-lu-vector", lambda: InvConv1x1(5), vectors(5)),
+    Case("diagonal-scaling", lambda: DiagonalScaling((5,)), vectors(5)),
+    Case("logit-pixels", lambda: Logit(17, alpha=0.05), pixels(17, 1, 3, 3)),
+    Case("rescale-pixels", lambda: Rescale(256), pixels(256, 3, 2, 2)),
+    Case(
+        "coupling-checkerboard-0-resnet",
+        lambda: Coupling(checkerboard_mask((2, 2, 3), 0), resnet, AffineMap()),
+        images(2, 2, 3),
+    ),
+    Case(
+        "coupling-checkerboard-1-convnet",
+        lambda: Coupling(checkerboard_mask((1, 3, 3), 1), conv, AffineMap()),
+        images(1, 3, 3),
+    ),
+    Case(
+        "coupling-channel-first-convnet",
+        lambda: Coupling(channel_mask((3, 2, 2), False), conv, AffineMap()),
+        images(3, 2, 2),
+    ),
+    Case(
+        "coupling-channel-second-additive",
+        lambda: Coupling(channel_mask((2, 2, 2), True), resnet, AdditiveMap()),
+        images(2, 2, 2),
+    ),
+    Case(
+        "coupling-checkerboard-context",
+        lambda: Coupling(checkerboard_mask((1, 2, 4), 0), conv, AffineMap(), context_dim=2),
+        images(1, 2, 4),
+        context_dim=2,
+    ),
+]
+
+# -- autoregressive layers (issue 4) --------------------------------------------------------
+from flowforge.nets import MADE  # noqa: E402
+from flowforge.nets.made import random_order  # noqa: E402
+from flowforge.transforms import MaskedAutoregressive  # noqa: E402
+
+made = partial(MADE, hidden=12, layers=2)
+
+CASES += [
+    Case("maf-sequential", lambda: MaskedAutoregressive(5, AffineMap(2.0), made), vectors(5)),
+    Case("maf-random-order-residual", lambda: MaskedAutoregressive(
+        random_order(6, seed=3), AffineMap(None), partial(MADE, hidden=12, layers=3, residual=True)), vectors(6)),
+    Case("maf-additive-one-hidden", lambda: MaskedAutoregressive(4, AdditiveMap(), partial(MADE, hidden=8, layers=1)),
+         vectors(4)),
+    Case("maf-context", lambda: MaskedAutoregressive(random_order(4, seed=1), AffineMap(), made, context_dim=3),
+         vectors(4), context_dim=3),
+    Case("iaf-context", lambda: Inverse(MaskedAutoregressive(5, AffineMap(1.0), made, context_dim=2)),
+         vectors(5), context_dim=2),
 ]

@@ -9,9 +9,12 @@ import argparse
 import sys
 
 from . import check, evaluate, plot, sample, train
+from . import fit_target, vae
+from . import distill
+from . import inpaint, interpolate, manipulate
 from .common import USER_ERRORS
 
-COMMANDS = [train, evaluate, sample, plot, check]
+COMMANDS = [train, evaluate, sample, plot, check, fit_target, vae, interpolate, manipulate, inpaint, distill]
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,8 @@ def add_parser(sub) -> None:
         "plot",
         help="draw data vs samples, density, latent space and loss curves of a run",
         description="Write PNG pictures of a trained run: data_vs_samples.png, density.png (2-D data), "
-        "latent_space.png (coloured by class when the data have labels) and loss_curves.png.",
+        "latent_space.png (coloured by class when the data have labels) and loss_curves.png; for image "
+        "flows samples_T1.png and samples_T0.7.png (sample grids at temperatures 1 and 0.7).",
         epilog=examples("flowforge plot runs/moons", "flowforge plot runs/moons --out pictures/"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -36,6 +37,13 @@ def write_run_plots(out: Path, flow: Flow, dataset: Dataset) -> list[Path]:
     written = []
     if (out / "metrics.csv").exists() and (out / "metrics.csv").stat().st_size > 60:
         written.append(viz.plot_loss_curves(out / "metrics.csv", out / "loss_curves.png"))
+    if dataset.kind == "image" and not flow.context_dim:
+        from ..viz.images import plot_image_grid
+
+        for t in (1.0, 0.7):
+            samples = flow.sample(64, temperature=t).reshape(64, *dataset.event_shape)
+            title = f"samples, temperature {t:g}"
+            written.append(plot_image_grid(samples, out / f"samples_T{t:g}.png", dataset.levels or 256, title=title))
     if dataset.kind != "vector":
         return written
     x, labels, ctx = dataset.test, dataset.labels["test"], dataset.context["test"]

@@ -1,5 +1,5 @@
 """Data: toy 2-D sets, user tables, image sets, dequantization and validation."""
-from . import toy  # noqa: F401  (registers moons, circles, 8gaussians, checkerboard)
+from . import images, toy  # noqa: F401  (register digits, mnist, ...; moons, circles, 8gaussians, checkerboard)
 from .dataset import SPLITS, DataError, Dataset, available_datasets, load_dataset, register_dataset
 from .dequantize import dequantize
 from .toy import toy_log_density

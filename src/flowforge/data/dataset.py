@@ -96,7 +96,7 @@ def available_datasets() -> list[str]:
 
 
 def load_dataset(name_or_path: str | Path, **options: Any) -> Dataset:
-    """A built-in data set by name, or a user file (``.csv``, ``.npy``, ``.npz``).
+    """A built-in data set by name, a user file (``.csv``, ``.npy``, ``.npz``) or a folder of images.
 
     File options: ``context_cols`` (CSV column names or indices used as the
     context), ``val_fraction``, ``test_fraction``, ``seed``.
@@ -107,11 +107,13 @@ def load_dataset(name_or_path: str | Path, **options: Any) -> Dataset:
     from .tabular import TABULAR_SUFFIXES, load_table
 
     path = Path(key)
+    if path.is_dir():  # a folder of images (one sub-folder per class, optional)
+        return _DATASETS["image-folder"](path=path, **options)
     if path.suffix.lower() in TABULAR_SUFFIXES or path.exists():
         return load_table(path, **options)
     raise DataError(
-        f"unknown data set {key!r}: not a built-in name ({', '.join(available_datasets())}) "
-        f"and not a file ({', '.join(TABULAR_SUFFIXES)})"
+        f"unknown data set {key!r}: not a built-in name ({', '.join(available_datasets())}), "
+        f"not a file ({', '.join(TABULAR_SUFFIXES)}) and not a folder of images"
     )
 
 

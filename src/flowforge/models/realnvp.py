@@ -12,6 +12,7 @@ from ..distributions import Flow
 from ..nets import MLP, ParallelMLP
 from ..transforms import AffineMap, Compose, Coupling, alternating_mask, half_mask
 from .bases import make_base
+from .realnvp_image import realnvp_image
 from .registry import register
 
 __all__ = ["realnvp"]
@@ -28,8 +29,11 @@ def realnvp(
     scale_bound: float | None = 1.0,
     context_dim: int = 0,
     base: str = "normal",
+    shape: list[int] | None = None,
+    scales: int = 2,
+    batch_norm: bool = False,
 ) -> Flow:
-    """Real NVP on ``(B, dim)`` vectors.
+    """Real NVP on ``(B, dim)`` vectors, or multiscale Real NVP on images with ``shape``.
 
     Args:
         dim: data dimension.
@@ -43,7 +47,18 @@ def realnvp(
             ``None`` for unbounded.
         context_dim: width of a conditioning vector, 0 for none.
         base: ``"normal"``, ``"logistic"`` or ``"diag_normal"``.
+        shape: ``[C, H, W]`` for images: builds the multiscale model of
+            :mod:`flowforge.models.realnvp_image`, where ``hidden`` is the
+            conditioner ResNets' channels and ``hidden_layers`` their residual
+            blocks (``dim``, ``layers``, ``mask``, ``conditioner`` do not apply).
+        scales, batch_norm: image options, see
+            :func:`~flowforge.models.realnvp_image.realnvp_image`.
     """
+    if shape is not None:
+        return realnvp_image(
+            shape, scales=scales, hidden=hidden, blocks=hidden_layers, batch_norm=batch_norm,
+            scale_bound=scale_bound, context_dim=context_dim, base=base,
+        )
     _check_positive(dim=dim, layers=layers, hidden=hidden, hidden_layers=hidden_layers)
     if dim < 2:
         raise ValueError(f"realnvp needs dim >= 2 (a coupling must keep some coordinates), got {dim}")

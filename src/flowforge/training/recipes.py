@@ -14,10 +14,21 @@ from ..models.registry import _MODELS
 
 __all__ = ["RECIPES", "recipe", "build_for_data", "default_preprocess"]
 
+_IMAGE_TRAIN: dict[str, Any] = {"steps": 3000, "batch_size": 64, "lr": 1e-3, "eval_every": 100, "patience": 5}
+
 #: Per ``(model, data kind)``: ``train`` (TrainConfig fields) and ``model`` (build options).
 #: Entries are looked up by ``(model, kind)``, then ``(model, "*")``.
 RECIPES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("realnvp", "vector"): {"train": {"steps": 1000, "batch_size": None, "lr": 1e-3, "eval_every": 100}, "model": {}},
+    # image flows: mini-batches, early stopping on validation bits/dim (small image sets overfit fast)
+    ("glow", "image"): {"train": _IMAGE_TRAIN, "model": {}},
+    ("realnvp", "image"): {"train": _IMAGE_TRAIN, "model": {"hidden": 32}},
+    ("nice", "image"): {"train": _IMAGE_TRAIN, "model": {}},
+    # MAF paper recipe on digits (issue 4): random orders and batch norm between MADEs
+    ("maf", "image"): {
+        "train": {"steps": 3000, "batch_size": 128, "lr": 1e-3, "eval_every": 50, "patience": 10},
+        "model": {"hidden": 256, "permutation": "random", "batch_norm": True},
+    },
 }
 _FALLBACK: dict[str, dict[str, Any]] = {"train": {"steps": 2000, "eval_every": 100}, "model": {}}
 

@@ -1,0 +1,85 @@
+"""Density distillation (MAF teacher -> IAF student): the KL objective, the
+loop, the student's shared preprocessing, and ``flowforge distill`` leaving a
+run folder the other commands accept."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import flowforge as ff
+from flowforge.cli import main
+from flowforge.data import load_dataset
+from flowforge.inference.distill import distill, distillation_kl, student_like
+from flowforge.models import fit_preprocessing
+from flowforge.training import save_checkpoint
+
+from .test_conditional import _one_thread  # noqa: F401  (autouse: one torch thread in this module too)
+
+
+def _teacher(dim: int = 3, **options) -> ff.Flow:
+    """A MAF with perturbed weights: a non-trivial, correlated density."""
+    torch.manual_seed(0)
+    flow = ff.models.build("maf", dim=dim, layers=2, hidden=16, **options)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return flow.double()
+
+
+def test_kl_of_a_flow_to_itself_is_zero():
+    teacher = _teacher()
+    assert abs(distillation_kl(teacher, teacher, 64).item()) < 1e-9
+
+
+def test_distillation_drives_the_kl_down():
+    teacher = _teacher()
+    student = student_like(teacher, "iaf", layers=3)
+    before = distill(teacher, student, steps=0, eval_samples=2000)
+    after = distill(teacher, student, steps=300, batch_size=128, lr=3e-3, eval_samples=2000)
+    assert before.kl > 0.3
+    assert -3 * after.kl_stderr < after.kl < 0.25 * before.kl
+    assert len(after.losses) == 300
+    assert all(p.requires_grad for p in teacher.parameters())  # unfrozen again
+
+
+def test_student_shares_the_teachers_preprocessing():
+    teacher = _teacher(preprocess=["standardize"])
+    fit_preprocessing(teacher, torch.randn(100, 3, dtype=torch.float64) * 5 + 2)
+    student = student_like(teacher, "iaf")
+    assert student.config["preprocess"] == ["standardize"] and student.config["layers"] == 2
+    torch.testing.assert_close(student.transform[0].std, teacher.transform[0].std)
+
+
+def test_conditional_pair_needs_contexts():
+    teacher = _teacher(context_dim=2)
+    student = student_like(teacher, "iaf")
+    assert student.context_dim == 2
+    with pytest.raises(ValueError, match="pass contexts"):
+        distill(teacher, student, steps=1)
+    result = distill(teacher, student, steps=5, batch_size=16, contexts=torch.randn(10, 2), eval_samples=32)
+    assert torch.isfinite(torch.tensor(result.kl))
+    with pytest.raises(ValueError, match="differ"):
+        distill(teacher, ff.models.build("iaf", dim=4).double(), steps=1, contexts=torch.randn(10, 2))
+
+
+def test_cli_distill_writes_a_run_folder(tmp_path):
+    data = load_dataset("moons")
+    torch.manual_seed(0)
+    teacher = ff.models.build("maf", dim=2, layers=2, hidden=16, preprocess=["standardize"])
+    fit_preprocessing(teacher, data.train)
+    save_checkpoint(tmp_path / "teacher", teacher, {"data": data.describe()})
+    out = tmp_path / "student"
+    args = ["distill", str(tmp_path / "teacher"), "--student", "iaf", "--out", str(out), "--steps", "30",
+            "--quiet", "--speed-samples", "200"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("kl", "teacher_test_nll", "student_test_nll", "sampling_speedup"):
+        assert isinstance(summary[key], float), key
+    assert summary["sampling_speedup"] > 1
+    assert main(["evaluate", str(out)]) == 0
+    assert main(["sample", str(out), "-n", "5", "-o", str(tmp_path / "s.csv")]) == 0
+    assert main(["check", str(out)]) == 0
+    assert main(args) == 2  # the folder is taken
+    assert main([*args, "--overwrite", "--student", "nope"]) == 2
