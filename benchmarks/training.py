@@ -40,7 +40,7 @@ def cli(*args: str, env=ENV) -> subprocess.CompletedProcess:
 
 def sigkill(tmp: Path) -> dict:
     common = ["train", "--steps", "600", "--batch-size", "256", "--checkpoint-every", "10", "--eval-every", "100", *SMALL]
-    assert cli(*common[1:], "--out", str(tmp / "ref")).returncode == 0
+    assert cli(*common, "--out", str(tmp / "ref")).returncode == 0
     proc = subprocess.Popen([sys.executable, "-m", "flowforge", *common, "--out", str(tmp / "killed")], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = tmp / "killed" / "last.safetensors"
