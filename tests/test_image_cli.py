@@ -7,20 +7,10 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from flowforge.cli import main
 from flowforge.models import build
 from flowforge.training import save_checkpoint
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # intra-op threads only slow these small convolutions down on a busy 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

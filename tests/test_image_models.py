@@ -17,14 +17,6 @@ from flowforge.transforms import ActNorm, Coupling, Multiscale
 
 LOGIT = [{"type": "logit", "levels": 17}]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # intra-op threads only slow these small convolutions down on a busy 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 TINY = {
     "nice": {"shape": [1, 4, 4], "hidden": 16, "hidden_layers": 1},
     "realnvp": {"shape": [1, 4, 4], "hidden": 4, "hidden_layers": 1},
