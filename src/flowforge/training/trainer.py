@@ -189,6 +189,7 @@ class _Run:
         self.step, self.best_val, self.best_step, self.evals_since_best, self.skipped = 0, math.inf, 0, 0, 0
         self.history: list[dict[str, Any]] = []
         self.model = flow
+        self.best_state: dict[str, Tensor] | None = None  # kept in memory when no folder is written
 
     def global_batch(self) -> tuple[Tensor, Tensor | None]:
         idx = self.batches.next()
@@ -267,6 +268,8 @@ class _Run:
             if self.writes:
                 meta = {**self.record, "step": self.step, "val_nll": self.best_val}
                 save_checkpoint(self.out / MODEL_FILE, self.flow, meta)
+            elif self.out is None:
+                self.best_state = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}
         else:
             self.evals_since_best += 1
         if self.writes:
@@ -332,6 +335,8 @@ class _Run:
         if self.out is not None and (self.out / MODEL_FILE).exists():
             _, tensors = read_checkpoint(self.out / MODEL_FILE)
             load_weights(self.flow, tensors, self.out / MODEL_FILE)
+        elif self.best_state is not None:
+            self.flow.load_state_dict(self.best_state)
         self.flow.eval()
         ds = self.dataset
         scores = {
