@@ -10,7 +10,7 @@ import torch
 
 from ..inference.targets import available_targets, make_target
 from ..inference.vi import fit_target
-from ..models import available, build
+from ..models import build, model_options
 from ..training import save_checkpoint
 from .common import CLIError, add_device_arg, examples, positive_float, positive_int, resolve_device, write_json
 
@@ -52,8 +52,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.target not in available_targets():
         raise CLIError(f"unknown target {args.target!r}; available targets: {', '.join(available_targets())}")
-    if args.model not in available():
-        raise CLIError(f"unknown model {args.model!r}; available models: {', '.join(available())}")
+    model_options(args.model)  # an unknown name fails before any data are loaded
     target = make_target(args.target)
     anneal = args.steps // 4 if args.anneal is None else args.anneal
     if not 0 <= anneal <= args.steps:

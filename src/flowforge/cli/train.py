@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ..data import load_dataset
-from ..models import available, build
+from ..models import build, model_options
 from ..training import TrainConfig, distributed, fit
 from ..training.checkpoint import LAST_FILE, MODEL_FILE, read_metadata
 from ..training.recipes import build_for_data, recipe
@@ -49,7 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--eval-every", type=positive_int, help="validate every N steps")
     p.add_argument("--patience", type=positive_int, help="early stopping: evaluations without improvement")
     p.add_argument("--clip-grad", type=positive_float, help="max gradient norm")
-    p.add_argument("--checkpoint-every", type=positive_int, help="write last.safetensors every N steps (default: at evals)")
+    p.add_argument("--checkpoint-every", type=positive_int,
+                   help="write last.safetensors every N steps (default: at evals)")
     p.add_argument("--max-nonfinite", type=positive_int, help="stop after N non-finite steps in a row (default: 20)")
     p.add_argument("--schedule", choices=["constant", "cosine"], help="learning-rate schedule")
     p.add_argument("--context-cols", help="comma-separated CSV columns to condition on (conditional flow)")
@@ -101,8 +102,7 @@ def run(args) -> int:
 
 
 def _train(args) -> int:
-    if args.model not in available():
-        raise CLIError(f"unknown model {args.model!r}; available models: {', '.join(available())}")
+    model_options(args.model)  # an unknown name fails before any data are loaded
     context_cols = [c.strip() for c in args.context_cols.split(",")] if args.context_cols else None
     dataset = load_dataset(args.data, **({"context_cols": context_cols} if context_cols else {}))
     if context_cols:

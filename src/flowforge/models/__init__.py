@@ -1,7 +1,12 @@
 """Ready architectures by name: ``build("realnvp", dim=2, ...)``."""
-from . import realnvp  # noqa: F401  (registers itself)
-from . import glow, nice, preprocessing  # noqa: F401  (image models, pixel preprocessing)
-from . import iaf, maf  # noqa: F401  (autoregressive models)
-from .registry import available, build, fit_preprocessing, register, register_preprocessing
+from . import (  # noqa: F401  (image models, pixel preprocessing)  # noqa: F401  (autoregressive models)
+    glow,
+    iaf,
+    maf,
+    nice,
+    preprocessing,
+    realnvp,  # noqa: F401  (registers itself)
+)
+from .registry import available, build, fit_preprocessing, model_options, register, register_preprocessing
 
-__all__ = ["available", "build", "fit_preprocessing", "register", "register_preprocessing"]
+__all__ = ["available", "build", "fit_preprocessing", "model_options", "register", "register_preprocessing"]

@@ -19,7 +19,7 @@ from torch import Tensor
 from ..distributions import Flow
 from ..transforms import Compose, Standardize, Transform
 
-__all__ = ["register", "build", "available", "register_preprocessing", "fit_preprocessing"]
+__all__ = ["register", "build", "available", "model_options", "register_preprocessing", "fit_preprocessing"]
 
 _MODELS: dict[str, Callable[..., Flow]] = {}
 _PREPROCESSING: dict[str, Callable[..., Transform]] = {}
@@ -55,6 +55,13 @@ def available() -> list[str]:
     return sorted(_MODELS)
 
 
+def model_options(name: str) -> list[str]:
+    """The option names model ``name`` accepts; a clear error listing the models if unknown."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(available())}")
+    return list(inspect.signature(_MODELS[name]).parameters)
+
+
 def build(name: str, **config: Any) -> Flow:
     """Build the model ``name`` from keyword hyper-parameters.
 
@@ -63,11 +70,9 @@ def build(name: str, **config: Any) -> Flow:
         >>> flow.log_prob(flow.sample(4)).shape
         torch.Size([4])
     """
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(available())}")
+    accepted = model_options(name)
     builder = _MODELS[name]
     preprocess = config.pop("preprocess", None) or []
-    accepted = inspect.signature(builder).parameters
     unknown = sorted(set(config) - set(accepted))
     if unknown:
         valid = ", ".join(p for p in accepted if not p.startswith("_"))

@@ -4,13 +4,11 @@ settings. The CLI and Python users share them.
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from ..data import Dataset
 from ..distributions import Flow
-from ..models import build
-from ..models.registry import _MODELS
+from ..models import build, model_options
 
 __all__ = ["RECIPES", "recipe", "build_for_data", "default_preprocess"]
 
@@ -50,9 +48,7 @@ def build_for_data(model: str, dataset: Dataset, **options: Any) -> Flow:
     """Build ``model`` sized for ``dataset`` (``dim`` or ``shape``, ``context_dim``),
     with the recipe's options, then ``options`` on top."""
     config = {**recipe(model, dataset.kind)["model"], **options}
-    if model not in _MODELS:
-        build(model)  # raises the error listing the available models
-    accepted = inspect.signature(_MODELS[model]).parameters
+    accepted = model_options(model)
     if dataset.kind == "image" and "shape" in accepted:
         config.setdefault("shape", list(dataset.event_shape))
     elif "dim" in accepted:
