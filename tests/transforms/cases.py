@@ -66,6 +66,12 @@ CASES: list[Case] = [
     Case("identity", lambda: Identity(), vectors(3)),
     Case("standardize", lambda: _standardize(4), vectors(4)),
     Case("affine-coupling-alternating", lambda: Coupling(alternating_mask(5, 0), pmlp, AffineMap()), vectors(5)),
+    # 2-D data: the conditioner sees one number, so ParallelMLP takes its fused piecewise path
+    Case(
+        "affine-coupling-2d-realnvp",
+        lambda: Compose([Coupling(alternating_mask(2, i), pmlp, AffineMap()) for i in range(2)], event_shape=(2,)),
+        vectors(2),
+    ),
     Case("affine-coupling-half-unbounded", lambda: Coupling(half_mask(4, True), mlp, AffineMap(None)), vectors(4)),
     Case("affine-coupling-softclamp", lambda: Coupling(half_mask(3, False), mlp, AffineMap(2.0)), vectors(3)),
     Case("additive-coupling", lambda: Coupling(alternating_mask(4, 1), mlp, AdditiveMap()), vectors(4)),
