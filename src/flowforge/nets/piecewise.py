@@ -8,15 +8,17 @@ intervals) the second layer's pre-activation is linear in ``x``::
     W2 relu(w x + b) + b2 = A_k x + C_k      for x in interval k,
     A_k = sum_{j on in k} w_j W2[j],          C_k = b2 + sum_{j on in k} b_j W2[j]
 
-So the ``B x H x H`` matrix products of the second layer become an
-``(H + 1) x H x H`` table and a per-sample row lookup. The same function and
+So the ``B x H x H`` matrix products of the second layer become a table of
+``H + 1`` rows (built in ``O(H^2)`` by walking the sorted breakpoints, one
+unit switching per step) and a per-sample row lookup. The same function and
 the same gradients (up to float rounding); breakpoints move with ``w`` and
 ``b`` but ``relu`` is continuous there, so they add no gradient term.
 
-The lookup, ``relu`` and the output layer run in one fused C kernel
+Tables, lookup, ``relu`` and the output layer run in one fused C kernel
 (``piecewise.c``, compiled once per machine with the system C compiler and
 loaded with ctypes); its backward pass recomputes the activations instead of
-storing ``(copies, B, H)`` tensors. Without a C compiler, on CUDA, or with
+storing ``(copies, B, H)`` tensors and maps the table gradients back to the
+weights with prefix sums. Without a C compiler, on CUDA, or with
 ``FLOWFORGE_NATIVE=0``, :class:`~flowforge.nets.ParallelMLP` uses its
 batched matrix products instead. The kernel's backward is first-order only.
 """
@@ -36,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["available", "interval_tables", "mlp"]
+__all__ = ["available", "mlp"]
 
 _SOURCE = Path(__file__).with_name("piecewise.c")
 _FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fPIC", "-shared", "-pthread"]
@@ -86,8 +88,8 @@ def _library() -> ctypes.CDLL | None:
         warnings.warn(f"flowforge: fused CPU kernel unavailable, using plain PyTorch ({detail})", stacklevel=3)
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    lib.piecewise_forward.argtypes = [i64] * 6 + [ptr] * 7 + [i64]
-    lib.piecewise_backward.argtypes = [i64] * 6 + [ptr] * 11 + [i64]
+    for fn, pointers in ((lib.piecewise_forward, 12), (lib.piecewise_backward, 19)):
+        fn.argtypes, fn.restype = [i64] * 6 + [ptr] * pointers + [i64], ctypes.c_int
     return lib
 
 
@@ -96,66 +98,47 @@ def available(x: Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and _library() is not None
 
 
-def interval_tables(w: Tensor, b: Tensor, W2: Tensor, b2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The exact piecewise-linear form of ``relu(x w + b) @ W2 + b2`` for ``copies`` nets.
-
-    Args:
-        w, b: ``(copies, 1, H)`` first layer. W2: ``(copies, H, H2)``, b2: ``(copies, 1, H2)``.
-
-    Returns:
-        ``t`` ``(copies, H)`` sorted breakpoints and the tables ``A``, ``C``
-        ``(copies, H + 1, H2)``: for ``x`` above exactly ``k`` of them the
-        pre-activation is ``x A[k] + C[k]``. ``A`` and ``C`` carry autograd to ``w, b, W2, b2``.
-    """
-    hidden = w.shape[-1]
-    w, b = w[:, 0], b[:, 0]
-    with torch.no_grad():
-        up, down = w > 0, w < 0  # unit on for x > t (up), for x < t (down), always or never (w == 0)
-        t = torch.where(up | down, -b / torch.where(up | down, w, 1), 0)
-        sorted_t, order = t.sort(-1)
-        rank = torch.empty_like(order).scatter_(-1, order, torch.arange(hidden, device=w.device).expand_as(order))
-        k = torch.arange(hidden + 1, device=w.device).view(1, -1, 1)
-        rank, up, down = rank.unsqueeze(1), up.unsqueeze(1), down.unsqueeze(1)
-        on = (up & (rank < k)) | (down & (rank >= k)) | (~up & ~down & (b > 0).unsqueeze(1))
-        on = on.to(w.dtype)  # (copies, H + 1, H): unit j on in interval k
-    # both tables in one product: [on * w; on * b] @ W2
-    AC = torch.bmm(torch.cat([on * w.unsqueeze(1), on * b.unsqueeze(1)], 1), W2)
-    return sorted_t, AC[:, : hidden + 1], AC[:, hidden + 1 :] + b2
+def _call(fn, *args) -> None:
+    """Call a kernel: integers pass as they are, tensors (contiguous) by address."""
+    status = fn(*(a.data_ptr() if isinstance(a, Tensor) else a for a in args), torch.get_num_threads())
+    if status != 0:
+        raise MemoryError("flowforge piecewise kernel: out of memory for its work buffers")
 
 
 class _PiecewiseMLP(torch.autograd.Function):
-    """``relu(x A[k] + C[k]) @ W3 + b3`` per copy, ``k`` = breakpoints below ``x``; fused."""
+    """``relu(relu(x w1 + b1) @ W2 + b2) @ W3 + b3`` per copy via the interval tables, fused."""
 
     @staticmethod
-    def forward(ctx, x, t, A, C, W3, b3):
-        copies, breaks, (_, hidden, m) = t.shape[0], t.shape[1], W3.shape
-        x, t, A, C, W3, b3 = (v.contiguous() for v in (x, t, A, C, W3, b3))
-        out = x.new_empty(copies, x.shape[0], m)
-        _library().piecewise_forward(
-            x.element_size(), copies, x.shape[0], breaks, hidden, m,
-            *(v.data_ptr() for v in (x, t, A, C, W3, b3, out)), torch.get_num_threads(),
-        )
-        ctx.save_for_backward(x, t, A, C, W3)
+    def forward(ctx, x, w1, b1, W2, b2, W3, b3):
+        x, w1, b1, W2, b2, W3, b3 = (v.contiguous() for v in (x, w1, b1, W2, b2, W3, b3))
+        copies, K, H = W2.shape
+        n, m = x.shape[0], W3.shape[-1]
+        t = x.new_empty(copies, K)
+        order = torch.empty(copies, K, dtype=torch.int64)
+        A, C = x.new_empty(copies, K + 1, H), x.new_empty(copies, K + 1, H)
+        out = x.new_empty(copies, n, m)
+        _call(_library().piecewise_forward, x.element_size(), copies, n, K, H, m,
+              x, w1, b1, W2, b2, W3, b3, t, order, A, C, out)
+        ctx.save_for_backward(x, w1, b1, W2, W3, t, order, A, C)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        x, t, A, C, W3 = ctx.saved_tensors
-        copies, breaks, (_, hidden, m) = t.shape[0], t.shape[1], W3.shape
-        g = g.contiguous()
-        dx = x.new_empty(copies, x.shape[0])
-        dA, dC, dW3 = torch.zeros_like(A), torch.zeros_like(C), torch.zeros_like(W3)
-        db3 = x.new_zeros(copies, 1, m)
-        _library().piecewise_backward(
-            x.element_size(), copies, x.shape[0], breaks, hidden, m,
-            *(v.data_ptr() for v in (x, t, A, C, W3, g, dx, dA, dC, dW3, db3)), torch.get_num_threads(),
-        )
-        return dx.sum(0).unsqueeze(-1), None, dA, dC, dW3, db3
+        x, w1, b1, W2, W3, t, order, A, C = ctx.saved_tensors
+        copies, K, H = W2.shape
+        n, m = x.shape[0], W3.shape[-1]
+        dx = x.new_empty(copies, n)
+        dA, dC = torch.zeros_like(A), torch.zeros_like(C)
+        dw1, db1, dW2 = torch.empty_like(w1), torch.empty_like(b1), torch.empty_like(W2)
+        db2, dW3, db3 = x.new_empty(copies, 1, H), torch.zeros_like(W3), x.new_zeros(copies, 1, m)
+        _call(_library().piecewise_backward, x.element_size(), copies, n, K, H, m,
+              x, w1, b1, W2, W3, t, order, A, C, g.contiguous(), dx, dA, dC, dw1, db1, dW2, db2, dW3, db3)
+        return dx.sum(0).unsqueeze(-1), dw1, db1, dW2, db2, dW3, db3
 
 
 def mlp(x: Tensor, weights, biases) -> Tensor:
-    """``copies`` ReLU MLPs ``1 -> H -> H2 -> m`` on a scalar input, exactly, via the interval tables.
+    """``copies`` ReLU MLPs ``1 -> K -> H -> m`` on a scalar input, exactly, via the interval tables.
 
     Args:
         x: ``(B, 1)``. weights, biases: the three layers of a
@@ -164,5 +147,4 @@ def mlp(x: Tensor, weights, biases) -> Tensor:
     Returns:
         ``(copies, B, m)``.
     """
-    t, A, C = interval_tables(weights[0], biases[0], weights[1], biases[1])
-    return _PiecewiseMLP.apply(x, t, A, C, weights[2], biases[2])
+    return _PiecewiseMLP.apply(x, weights[0], biases[0], weights[1], biases[1], weights[2], biases[2])
