@@ -1,8 +1,11 @@
 """Foundation figures: Real NVP on two moons.
 
 * training ms/step of the classic model (full batch 3000, float32) with 1 and
-  2 threads, against the GEMM floor (36 products of 3000x128x128 per step);
-* log_prob and sampling throughput on 100k points;
+  2 threads, on the fused piecewise path (the default on CPU, see
+  flowforge.nets.piecewise) and on the plain matrix-product path
+  (FLOWFORGE_NATIVE=0 does the same for users), against the plain path's GEMM floor (36 products of
+  3000x128x128 per step);
+* log_prob and sampling throughput on 100k points, both paths;
 * wall time of `flowforge train` with no arguments (what `make demo` runs);
 * with --peers: the shared side-by-side harness (../shared/bench) on the
   moons task with --threads 1, flowforge next to nflows, normflows, zuko, FrEIA.
@@ -13,6 +16,7 @@ Writes benchmarks/results/foundation.json and prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -24,9 +28,22 @@ from pathlib import Path
 import torch
 
 import flowforge as ff
+from flowforge.nets import piecewise
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+@contextlib.contextmanager
+def kernel(enabled: bool):
+    """Run the block with ParallelMLP's fused piecewise path on, or forced off."""
+    available = piecewise.available
+    if not enabled:
+        piecewise.available = lambda x: False
+    try:
+        yield
+    finally:
+        piecewise.available = available
 
 
 def median_ms(fn, repeats: int, warmup: int = 5) -> float:
@@ -103,21 +120,27 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     result: dict = {"torch": torch.__version__, "machine": f"{torch.get_num_threads()} threads available"}
-    for threads in (1, 2):
-        result[f"threads_{threads}"] = {
-            "train_ms_per_step": train_step_ms(threads),
-            "gemm_floor_ms": gemm_floor_ms(threads),
-            **throughput(threads),
-        }
+    for path, enabled in (("fused", True), ("plain", False)):
+        with kernel(enabled):
+            if enabled and not piecewise.available(torch.zeros(1, 1)):
+                print("fused kernel unavailable (no C compiler?): measuring the plain path only")
+                continue
+            for threads in (1, 2):
+                result[f"{path}_threads_{threads}"] = {
+                    "train_ms_per_step": train_step_ms(threads),
+                    "gemm_floor_ms": gemm_floor_ms(threads),
+                    **throughput(threads),
+                }
     if not args.skip_demo:
         result["demo_wall_s"] = demo_wall_s()
     (RESULTS / "foundation.json").write_text(json.dumps(result, indent=2) + "\n")
-    print("| threads | train ms/step (full batch 3000) | GEMM floor ms | log_prob/s | samples/s |")
-    print("|---|---|---|---|---|")
-    for threads in (1, 2):
-        r = result[f"threads_{threads}"]
-        print(f"| {threads} | {r['train_ms_per_step']:.1f} | {r['gemm_floor_ms']:.1f} | "
-              f"{r['log_prob_per_s'] / 1e3:.0f}k | {r['samples_per_s'] / 1e3:.0f}k |")
+    print("| path | threads | train ms/step (full batch 3000) | GEMM floor ms (plain path) | log_prob/s | samples/s |")
+    print("|---|---|---|---|---|---|")
+    for key, r in result.items():
+        if key.endswith(("threads_1", "threads_2")):
+            path, threads = key.split("_threads_")
+            print(f"| {path} | {threads} | {r['train_ms_per_step']:.1f} | {r['gemm_floor_ms']:.1f} | "
+                  f"{r['log_prob_per_s'] / 1e3:.0f}k | {r['samples_per_s'] / 1e3:.0f}k |")
     if "demo_wall_s" in result:
         print(f"`flowforge train` (the demo) wall time: {result['demo_wall_s']:.1f} s")
     if args.peers:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(
 
 def _plain(x, weights, biases):
     h = x.unsqueeze(0).expand(weights[0].shape[0], *x.shape)
-    for i, (w, b) in enumerate(zip(weights, biases)):
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
         h = torch.baddbmm(b, h, w)
         h = h.relu() if i < len(weights) - 1 else h
     return h
@@ -22,7 +22,8 @@ def _plain(x, weights, biases):
 
 def _net(copies, widths, dtype=torch.float64):
     g = torch.Generator().manual_seed(1)
-    weights = [torch.randn(copies, i, o, generator=g, dtype=dtype) for i, o in zip(widths[:-1], widths[1:])]
+    shapes = zip(widths[:-1], widths[1:], strict=True)
+    weights = [torch.randn(copies, i, o, generator=g, dtype=dtype) for i, o in shapes]
     biases = [torch.randn(copies, 1, o, generator=g, dtype=dtype) for o in widths[1:]]
     weights[0][0, 0, :3] = 0  # units that never switch: always on (b > 0) or never (b <= 0)
     biases[0][0, 0, 0], biases[0][0, 0, 1] = 1.0, -1.0
@@ -41,7 +42,7 @@ def test_piecewise_equals_matrix_products_with_gradients(copies, widths):
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     g = torch.randn_like(ref)
     params = [x, *weights, *biases]
-    for a, b in zip(torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g)):
+    for a, b in zip(torch.autograd.grad(out, params, g), torch.autograd.grad(ref, params, g), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 

@@ -82,7 +82,7 @@ class ParallelMLP(nn.Module):
         widths = [in_features] + [hidden] * layers + [self.out_per_copy]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
             bound = 1.0 / math.sqrt(fan_in)
             self.weights.append(nn.Parameter(torch.empty(copies, fan_in, fan_out).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(copies, 1, fan_out).uniform_(-bound, bound)))
@@ -94,7 +94,7 @@ class ParallelMLP(nn.Module):
         # (copies, B, width) stays contiguous through every layer: batched GEMMs
         # and the in-place ReLU then run on dense memory.
         h = x.unsqueeze(0).expand(self.copies, *x.shape)
-        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             h = torch.baddbmm(b, h, w).relu_()
         out = torch.baddbmm(self.biases[-1], h, self.weights[-1])  # (copies, B, m)
         return out.transpose(0, 1).reshape(x.shape[0], -1)

@@ -85,10 +85,12 @@ class DiagonalScaling(Transform):
 
 
 def _check_domain(x: Tensor, lo: float, hi: float, what: str) -> None:
-    """Inputs must lie in the open interval ``(lo, hi)`` where the map is a bijection."""
-    if not torch.isfinite(x).all():
+    """Inputs must lie in the open interval ``(lo, hi)`` where the map is a bijection.
+
+    One reduction and one device-to-host copy per call (NaN propagates through min/max)."""
+    x_lo, x_hi = torch.stack(torch.aminmax(x.detach())).tolist()
+    if not (math.isfinite(x_lo) and math.isfinite(x_hi)):
         raise ValueError(f"{what}: input contains NaN or infinity")
-    x_lo, x_hi = float(x.detach().min()), float(x.detach().max())
     if x_lo <= lo or x_hi >= hi:
         raise ValueError(
             f"{what}: values must lie in ({lo:.4g}, {hi:.4g}), got values in [{x_lo:.4g}, {x_hi:.4g}]; "
