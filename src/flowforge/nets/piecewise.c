@@ -11,18 +11,16 @@
  * activations, then maps the table gradients back to w, b, W2, b2 with prefix sums.
  * relu is written (p < 0 ? 0 : p) so that a NaN propagates as in torch.
  *
- * Plain C, no Python or torch headers: loaded with ctypes. Copies are split over
- * threads, so no two threads write the same memory.
+ * Plain C, no Python or torch headers: loaded with ctypes. Single-threaded on
+ * purpose: a thread of its own would compete with torch's OpenMP workers, which
+ * may still be spinning on the other cores; the kernel is a small part of a step.
  */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_THREADS 64
-
 typedef struct {
-    int64_t c0, c1, B, K, H, m;
+    int64_t copies, B, K, H, m;
     const void *x, *w1, *b1, *W2, *b2, *W3, *b3, *g;
     void *t, *A, *C;        /* tables: written by forward, read by backward */
     int64_t *order;         /* order[r]: unit with the r-th smallest breakpoint */
@@ -101,7 +99,7 @@ static void fwd_##SUF(job_t *j) {                                               
     double *acc = malloc(2 * H * sizeof *acc);                                                     \
     int64_t *scratch = malloc(K * (sizeof(int64_t) + sizeof(T)));                                  \
     if (!acc || !scratch) { j->failed = 1; free(acc); free(scratch); return; }                     \
-    for (int64_t c = j->c0; c < j->c1; c++) {                                                      \
+    for (int64_t c = 0; c < j->copies; c++) {                                                      \
         tables_##SUF(j, c, acc, acc + H, scratch);                                                 \
         const T *t = (const T *)j->t + c * K;                                                      \
         const T *A = (const T *)j->A + c * (K + 1) * H, *C = (const T *)j->C + c * (K + 1) * H;    \
@@ -172,7 +170,7 @@ static void bwd_##SUF(job_t *j) {                                               
     const T *x = j->x, *W3 = j->W3, *g = j->g;                                                     \
     double *work = malloc(4 * H * sizeof *work);                                                   \
     if (!work) { j->failed = 1; return; }                                                          \
-    for (int64_t c = j->c0; c < j->c1; c++) {                                                      \
+    for (int64_t c = 0; c < j->copies; c++) {                                                      \
         const T *t = (const T *)j->t + c * K;                                                      \
         const T *A = (const T *)j->A + c * (K + 1) * H, *C = (const T *)j->C + c * (K + 1) * H;    \
         T *dA = (T *)j->dA + c * (K + 1) * H, *dC = (T *)j->dC + c * (K + 1) * H;                  \
@@ -221,71 +219,36 @@ static void bwd_##SUF(job_t *j) {                                               
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
 
-typedef void (*kernel_t)(job_t *);
-
-typedef struct { kernel_t fn; job_t job; } task_t;
-
-static void *run_task(void *arg) {
-    task_t *t = arg;
-    t->fn(&t->job);
-    return NULL;
-}
-
-/* Split copies [0, copies) over up to `threads` threads (the caller's thread takes the
- * first share). Returns 0, or -1 when a thread ran out of memory. */
-static int run(kernel_t fn, job_t base, int64_t threads) {
-    const int64_t copies = base.c1;
-    if (threads > copies) threads = copies;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (threads < 1) threads = 1;
-    task_t tasks[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS];
-    for (int64_t t = 0; t < threads; t++) {
-        tasks[t].fn = fn;
-        tasks[t].job = base;
-        tasks[t].job.c0 = copies * t / threads;
-        tasks[t].job.c1 = copies * (t + 1) / threads;
-        started[t] = t > 0 && pthread_create(&ids[t], NULL, run_task, &tasks[t]) == 0;
-    }
-    for (int64_t t = 0; t < threads; t++)
-        if (!started[t]) fn(&tasks[t].job);
-    int failed = 0;
-    for (int64_t t = 0; t < threads; t++) {
-        if (started[t]) pthread_join(ids[t], NULL);
-        failed |= tasks[t].job.failed;
-    }
-    return failed ? -1 : 0;
-}
-
 /* All arrays contiguous; dtype_bytes 4 (float) or 8 (double).
  * x (B); w1, b1 (copies, K); W2 (copies, K, H); b2 (copies, H); W3 (copies, H, m); b3 (copies, m).
  * Forward writes t, order (copies, K), A, C (copies, K + 1, H) and out (copies, B, m).
  * Backward reads them with g (copies, B, m) and writes dx (copies, B), dw1, db1, dW2, db2;
- * dA, dC (workspace), dW3 and db3 must come zeroed. */
+ * dA, dC (workspace), dW3 and db3 must come zeroed. Returns 0, or -1 when out of memory. */
 int piecewise_forward(int64_t dtype_bytes, int64_t copies, int64_t B, int64_t K, int64_t H, int64_t m,
                       const void *x, const void *w1, const void *b1, const void *W2, const void *b2,
                       const void *W3, const void *b3, void *t, int64_t *order, void *A, void *C,
-                      void *out, int64_t threads) {
+                      void *out) {
     job_t j;
     memset(&j, 0, sizeof j);
-    j.c1 = copies; j.B = B; j.K = K; j.H = H; j.m = m;
+    j.copies = copies; j.B = B; j.K = K; j.H = H; j.m = m;
     j.x = x; j.w1 = w1; j.b1 = b1; j.W2 = W2; j.b2 = b2; j.W3 = W3; j.b3 = b3;
     j.t = t; j.order = order; j.A = A; j.C = C; j.out = out;
-    return run(dtype_bytes == 4 ? fwd_f32 : fwd_f64, j, threads);
+    (dtype_bytes == 4 ? fwd_f32 : fwd_f64)(&j);
+    return j.failed ? -1 : 0;
 }
 
 int piecewise_backward(int64_t dtype_bytes, int64_t copies, int64_t B, int64_t K, int64_t H, int64_t m,
                        const void *x, const void *w1, const void *b1, const void *W2, const void *W3,
                        const void *t, const int64_t *order, const void *A, const void *C, const void *g,
                        void *dx, void *dA, void *dC, void *dw1, void *db1, void *dW2, void *db2,
-                       void *dW3, void *db3, int64_t threads) {
+                       void *dW3, void *db3) {
     job_t j;
     memset(&j, 0, sizeof j);
-    j.c1 = copies; j.B = B; j.K = K; j.H = H; j.m = m;
+    j.copies = copies; j.B = B; j.K = K; j.H = H; j.m = m;
     j.x = x; j.w1 = w1; j.b1 = b1; j.W2 = W2; j.W3 = W3;
     j.t = (void *)t; j.order = (int64_t *)order; j.A = (void *)A; j.C = (void *)C; j.g = g;
     j.dx = dx; j.dA = dA; j.dC = dC; j.dw1 = dw1; j.db1 = db1; j.dW2 = dW2; j.db2 = db2;
     j.dW3 = dW3; j.db3 = db3;
-    return run(dtype_bytes == 4 ? bwd_f32 : bwd_f64, j, threads);
+    (dtype_bytes == 4 ? bwd_f32 : bwd_f64)(&j);
+    return j.failed ? -1 : 0;
 }

@@ -41,7 +41,7 @@ from torch import Tensor
 __all__ = ["available", "mlp"]
 
 _SOURCE = Path(__file__).with_name("piecewise.c")
-_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fPIC", "-shared", "-pthread"]
+_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fPIC", "-shared"]
 
 
 def _cache_dir() -> Path:
@@ -89,7 +89,7 @@ def _library() -> ctypes.CDLL | None:
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     for fn, pointers in ((lib.piecewise_forward, 12), (lib.piecewise_backward, 19)):
-        fn.argtypes, fn.restype = [i64] * 6 + [ptr] * pointers + [i64], ctypes.c_int
+        fn.argtypes, fn.restype = [i64] * 6 + [ptr] * pointers, ctypes.c_int
     return lib
 
 
@@ -100,7 +100,7 @@ def available(x: Tensor) -> bool:
 
 def _call(fn, *args) -> None:
     """Call a kernel: integers pass as they are, tensors (contiguous) by address."""
-    status = fn(*(a.data_ptr() if isinstance(a, Tensor) else a for a in args), torch.get_num_threads())
+    status = fn(*(a.data_ptr() if isinstance(a, Tensor) else a for a in args))
     if status != 0:
         raise MemoryError("flowforge piecewise kernel: out of memory for its work buffers")
 
