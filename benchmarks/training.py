@@ -39,7 +39,8 @@ def cli(*args: str, env=ENV) -> subprocess.CompletedProcess:
 
 
 def sigkill(tmp: Path) -> dict:
-    common = ["train", "--steps", "600", "--batch-size", "256", "--checkpoint-every", "10", "--eval-every", "100", *SMALL]
+    common = ["train", "--steps", "600", "--batch-size", "256", "--checkpoint-every", "10", "--eval-every", "100",
+              *SMALL]
     assert cli(*common, "--out", str(tmp / "ref")).returncode == 0
     proc = subprocess.Popen([sys.executable, "-m", "flowforge", *common, "--out", str(tmp / "killed")], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -66,7 +67,8 @@ def ddp(tmp: Path) -> dict:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     t0 = time.perf_counter()
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          "--master_addr=127.0.0.1",
                           f"--master_port={port}", "-m", "flowforge", "train", *args, "--out", str(tmp / "two")],
                          env=ENV, capture_output=True, text=True)
     t_two = time.perf_counter() - t0

@@ -72,7 +72,7 @@ def bench_vae(quick: bool, seeds: int = 3) -> dict:
                                     "wall_s": time.perf_counter() - t0})
             print(f"  seed {seed} {posterior}: ELBO {test['elbo']:.3f}  IW(k={k}) {test['iw_loglik']:.3f} "
                   f"({runs[posterior][-1]['wall_s']:.0f} s)", flush=True)
-    diffs = [b["test_iw_loglik"] - a["test_iw_loglik"] for a, b in zip(runs["diag"], runs["iaf"])]
+    diffs = [b["test_iw_loglik"] - a["test_iw_loglik"] for a, b in zip(runs["diag"], runs["iaf"], strict=True)]
     mean = statistics.mean(diffs)
     se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
     return {"k": k, "config": {**VAE_CONFIG, **train}, "runs": runs, "iw_improvement": diffs,

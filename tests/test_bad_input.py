@@ -14,7 +14,9 @@ def run_cli(capsys, *args):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("bad") / "run"
-    assert main(["train", "--steps", "5", "--layers", "2", "--hidden", "8", "--out", str(out), "--quiet", "--no-plots"]) == 0
+    assert main(
+        ["train", "--steps", "5", "--layers", "2", "--hidden", "8", "--out", str(out), "--quiet", "--no-plots"]
+    ) == 0
     return out
 
 

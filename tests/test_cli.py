@@ -68,7 +68,7 @@ def test_user_csv_with_header_and_context(tmp_path, capsys):
     y = rng.integers(0, 2, 400)
     x = rng.normal(size=(400, 2)) + 3 * y[:, None]
     table = tmp_path / "table.csv"
-    table.write_text("a,b,y\n" + "\n".join(f"{u},{v},{w}" for (u, v), w in zip(x, y)))
+    table.write_text("a,b,y\n" + "\n".join(f"{u},{v},{w}" for (u, v), w in zip(x, y, strict=True)))
     out = tmp_path / "cond"
     args = ["train", "--data", str(table), "--context-cols", "y", "--steps", "20", "--layers", "2", "--hidden", "8",
             "--out", str(out), "--quiet", "--no-plots"]

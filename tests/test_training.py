@@ -45,7 +45,7 @@ def test_resume_is_exact(moons, tmp_path):
     resumed = small_flow()
     fit(resumed, moons, TrainConfig(**cfg), out=tmp_path / "part", resume=True)
     resumed_last = ff.load(tmp_path / "part" / "last.safetensors")
-    for (name, a), b in zip(full_last.state_dict().items(), resumed_last.state_dict().values()):
+    for (name, a), b in zip(full_last.state_dict().items(), resumed_last.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     rows = (tmp_path / "part" / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["10", "20", "30"]

@@ -98,7 +98,9 @@ def check_transform(
     for i in range(k):
         ci = None if ctx is None else ctx[i : i + 1]
         per_sample.append((x[i : i + 1], z[i : i + 1], ci))
-    bf_fwd = torch.cat([brute_force_log_abs_det(lambda v, c=c: transform(v, ctx_for(v, c))[0], xi) for xi, _, c in per_sample])
+    bf_fwd = torch.cat(
+        [brute_force_log_abs_det(lambda v, c=c: transform(v, ctx_for(v, c))[0], xi) for xi, _, c in per_sample]
+    )
     bf_inv = torch.cat(
         [brute_force_log_abs_det(lambda v, c=c: transform.inverse(v, ctx_for(v, c))[0], zi) for _, zi, c in per_sample]
     )

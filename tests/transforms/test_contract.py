@@ -23,7 +23,10 @@ def prepare(case: Case, device: torch.device, dtype=torch.float64, n: int = 6):
         for p in layer.parameters():
             p.add_(0.3 * torch.randn_like(p))
     if layer.is_data_dependent:
-        layer.initialize(case.sampler(64).to(device=device, dtype=dtype), None if context is None else torch.randn(64, case.context_dim, dtype=dtype, device=device))
+        layer.initialize(
+            case.sampler(64).to(device=device, dtype=dtype),
+            None if context is None else torch.randn(64, case.context_dim, dtype=dtype, device=device),
+        )
     layer.eval()
     return layer, x, context
 
@@ -44,7 +47,9 @@ def test_not_identity_when_learnable(case: Case, device):
     if not any(True for _ in layer.parameters()):
         pytest.skip("no parameters")
     z, _ = layer(x, context)
-    assert (z.reshape(x.shape) - x).abs().max() > 1e-3, "perturbed layer is still the identity: the contract check would be vacuous"
+    assert (z.reshape(x.shape) - x).abs().max() > 1e-3, (
+        "perturbed layer is still the identity: the contract check would be vacuous"
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -95,7 +100,9 @@ def test_every_transform_has_a_case():
     public = [
         getattr(T, name)
         for name in T.__all__
-        if inspect.isclass(getattr(T, name)) and issubclass(getattr(T, name), T.Transform) and getattr(T, name) is not T.Transform
+        if inspect.isclass(getattr(T, name))
+        and issubclass(getattr(T, name), T.Transform)
+        and getattr(T, name) is not T.Transform
     ]
     missing = [cls.__name__ for cls in public if cls not in covered]
     assert not missing, f"transforms without a contract case in tests/transforms/cases.py: {missing}"

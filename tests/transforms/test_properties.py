@@ -47,12 +47,15 @@ def test_vector_couplings(dim, mask_kind, parity, affine, parallel, context_dim,
 
 
 @settings(max_examples=10, deadline=None)
-@given(c=st.integers(1, 3), h=st.integers(2, 4), w=st.integers(2, 4), parity=st.integers(0, 1), seed=st.integers(0, 999))
+@given(c=st.integers(1, 3), h=st.integers(2, 4), w=st.integers(2, 4), parity=st.integers(0, 1),
+       seed=st.integers(0, 999))
 def test_checkerboard_couplings(c, h, w, parity, seed):
     torch.manual_seed(seed)
 
     def conv(i, o):
-        return torch.nn.Sequential(torch.nn.Conv2d(i, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv2d(4, o, 3, padding=1))
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(i, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv2d(4, o, 3, padding=1)
+        )
 
     t = Coupling(checkerboard_mask((c, h, w), parity), conv, AffineMap()).double()
     x = torch.randn(3, c, h, w, dtype=torch.float64)

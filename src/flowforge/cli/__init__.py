@@ -8,10 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import check, evaluate, plot, sample, train
-from . import fit_target, vae
-from . import distill
-from . import inpaint, interpolate, manipulate
+from . import check, distill, evaluate, fit_target, inpaint, interpolate, manipulate, plot, sample, train, vae
 from .common import USER_ERRORS
 
 COMMANDS = [train, evaluate, sample, plot, check, fit_target, vae, interpolate, manipulate, inpaint, distill]

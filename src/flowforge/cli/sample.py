@@ -76,7 +76,8 @@ def run(args) -> int:
     if args.grid is not None:
         from ..viz.images import plot_image_grid  # matplotlib only when drawing
 
-        plot_image_grid(x.reshape(len(x), *shape), args.grid, run_levels(meta), title=f"samples, temperature {args.temperature:g}")
+        plot_image_grid(x.reshape(len(x), *shape), args.grid, run_levels(meta),
+                        title=f"samples, temperature {args.temperature:g}")
         print(f"wrote a grid of {args.num} samples to {args.grid}")
     output = args.output or (None if args.grid is not None else Path("samples.csv"))
     if output is not None:

@@ -34,7 +34,9 @@ class BaseDensity(nn.Module):
 
     def _check(self, z: Tensor) -> None:
         if tuple(z.shape[z.ndim - self.event_dims :]) != tuple(self.event_shape):
-            raise ValueError(f"expected events of shape {tuple(self.event_shape)}, got a tensor of shape {tuple(z.shape)}")
+            raise ValueError(
+                f"expected events of shape {tuple(self.event_shape)}, got a tensor of shape {tuple(z.shape)}"
+            )
 
     def log_prob(self, z: Tensor) -> Tensor:
         raise NotImplementedError

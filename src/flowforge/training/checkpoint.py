@@ -159,7 +159,11 @@ def load_weights(flow: Flow, tensors: dict[str, torch.Tensor], path: Path) -> No
     expected = flow.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
-    wrong = [f"{k}: {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
+    wrong = [
+        f"{k}: {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
     if missing or unexpected or wrong:
         parts = []
         if missing:

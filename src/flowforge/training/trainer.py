@@ -326,7 +326,9 @@ class _Run:
             if stopped_early:
                 break
         bar.close()
-        return TrainResult(summary=self.finish(time.perf_counter() - t_start, step_times, stopped_early), history=self.history)
+        return TrainResult(
+            summary=self.finish(time.perf_counter() - t_start, step_times, stopped_early), history=self.history
+        )
 
     def finish(self, wall: float, step_times: list[float], stopped_early: bool) -> dict[str, Any]:
         """Load the best weights, score every split, write ``summary.json``."""
@@ -365,7 +367,12 @@ class _Run:
 def _write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
     lines = [",".join(METRICS_FIELDS)]
     for row in history:
-        lines.append(",".join("" if row[k] is None else f"{row[k]:.6g}" if isinstance(row[k], float) else str(row[k]) for k in METRICS_FIELDS))
+        lines.append(
+            ",".join(
+                "" if row[k] is None else f"{row[k]:.6g}" if isinstance(row[k], float) else str(row[k])
+                for k in METRICS_FIELDS
+            )
+        )
     atomic_write_text(out / "metrics.csv", "\n".join(lines) + "\n")
 
 

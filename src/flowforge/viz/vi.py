@@ -68,7 +68,8 @@ def plot_vae(data: Tensor, reconstructions: Tensor, samples: Tensor, path: str |
     cols = min(len(data), 10)
     pairs = torch.cat([data[:cols], reconstructions[:cols]]).reshape(-1, *image_shape)
     rows = math.ceil(len(samples) / cols)
-    fig, axes = plt.subplots(2, 1, figsize=(0.6 * cols, 0.6 * (rows + 2) + 0.8), gridspec_kw={"height_ratios": [2, rows]})
+    fig, axes = plt.subplots(2, 1, figsize=(0.6 * cols, 0.6 * (rows + 2) + 0.8),
+                             gridspec_kw={"height_ratios": [2, rows]})
     for ax, images, title in ((axes[0], pairs, "test images (top) and reconstructions (bottom)"),
                               (axes[1], samples.reshape(-1, *image_shape), "samples")):
         ax.imshow(_tile(images.detach().double(), cols), cmap="gray_r", vmin=0, vmax=levels - 1)
