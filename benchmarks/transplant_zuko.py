@@ -7,7 +7,9 @@ trains both under the harness protocol (full batch 3000, Adam 1e-3, 2000 steps,
 measure the floating-point chaos of the protocol.
 
 Needs zuko, i.e. the harness venv:
-    /tmp/peers-venv/bin/python benchmarks/transplant_zuko.py [--steps 2000]
+    /tmp/peers-venv/bin/python benchmarks/transplant_zuko.py [--steps 2000] [--perturb SEED] [--libs zuko]
+--perturb multiplies every initial weight by (1 + 1e-6 n), n ~ N(0, 1) drawn
+from SEED, after the transplant: a rounding-sized change of the start.
 Add FLOWFORGE_NATIVE=0 to train flowforge on its plain matrix-product path.
 """
 from __future__ import annotations
@@ -50,6 +52,8 @@ def train(params, log_prob, x: torch.Tensor, steps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--perturb", type=int, metavar="SEED", help="relative 1e-6 noise on the initial weights")
+    parser.add_argument("--libs", default="flowforge,zuko", help="which of flowforge,zuko to train")
     args = parser.parse_args()
     torch.set_num_threads(1)
     x_train, x_test, _, _ = common.moons_data(3000, 20000, 1000)
@@ -60,10 +64,16 @@ def main() -> None:
     transplant(zuko.module, flow)
     with torch.no_grad():
         start_gap = float((flow.log_prob(x_test) - zuko.log_prob(x_test)).abs().max())
-    result = {"max_abs_dlogp_at_start": start_gap}
-    for name, params, log_prob in (("flowforge", flow.parameters(), flow.log_prob),
-                                   ("zuko", zuko.module.parameters(), zuko.log_prob)):
-        train(params, log_prob, x_train, args.steps)
+    result = {"max_abs_dlogp_at_start": start_gap, "perturb": args.perturb}
+    runs = {"flowforge": (flow, flow.log_prob), "zuko": (zuko.module, zuko.log_prob)}
+    for name in args.libs.split(","):
+        module, log_prob = runs[name]
+        if args.perturb is not None:
+            g = torch.Generator().manual_seed(args.perturb)
+            with torch.no_grad():
+                for p in module.parameters():
+                    p.mul_(1 + 1e-6 * torch.randn(p.shape, generator=g))
+        train(module.parameters(), log_prob, x_train, args.steps)
         with torch.no_grad():
             result[name] = {"train_nll": float(-log_prob(x_train).mean()), "test_nll": float(-log_prob(x_test).mean())}
     print(json.dumps(result, indent=2))
