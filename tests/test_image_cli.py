@@ -193,3 +193,21 @@ def test_a_cifar_batch_that_would_run_code_is_refused(data_root, capsys):
         (batches / name).write_bytes(pickle.dumps({b"data": print, b"labels": []}))
     err = run_error(["train", "--data", "cifar10", "--model", "glow", "--out", str(data_root / "r")], capsys)
     assert "not a CIFAR-10 python batch" in err and "refusing to load builtins.print" in err
+
+
+def test_data_path_is_used_and_recorded_for_later_commands(data_root, tmp_path, capsys):
+    x = np.random.default_rng(0).integers(0, 256, size=(60, 8, 8), dtype=np.uint8)
+    write_npz(tmp_path / "elsewhere", "my-mnist.npz", x[:40], x[40:])  # not under $FLOWFORGE_DATA
+    run = tmp_path / "run"
+    args = ["train", "--data", "mnist", "--data-path", str(tmp_path / "elsewhere" / "my-mnist.npz"), "--model", "nice",
+            "--steps", "2", "--batch-size", "8", "--eval-every", "1", "--out", str(run), "--quiet", "--no-plots"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--json"]) == 0  # finds the files through the run's metadata
+    assert json.loads(capsys.readouterr().out)["n"] == 20
+    assert main(["train", "--resume", str(run), "--steps", "3", "--quiet", "--no-plots"]) == 0
+
+
+def test_data_path_only_for_sets_read_from_files(tmp_path, capsys):
+    err = run_error(["train", "--data", "moons", "--data-path", str(tmp_path), "--out", str(tmp_path / "r")], capsys)
+    assert "--data-path is for the built-in sets read from files" in err and "mnist" in err

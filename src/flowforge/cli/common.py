@@ -84,13 +84,26 @@ def run_dataset(meta: dict[str, Any], data: str | None) -> Dataset:
         raise CLIError("this run does not record its data set; pass --data")
     if data is None and trained_on is not None and Path(trained_on).suffix:
         raise CLIError(f"the run was trained on the file {trained_on}; pass it explicitly with --data")
-    return load_dataset(name, **data_options(meta))
+    return load_dataset(name, **data_options(meta, same_data=name == trained_on))
 
 
-def data_options(meta: dict[str, Any]) -> dict[str, Any]:
-    """Loader options recorded with the run (e.g. context columns of a CSV)."""
-    cols = meta.get("data", {}).get("context_cols")
-    return {"context_cols": cols} if cols else {}
+#: Loader options a run records in its metadata (``Dataset.info``) so that later commands reload the same data.
+RECORDED_OPTIONS = ("context_cols", "path")
+
+
+def data_options(meta: dict[str, Any], same_data: bool = True) -> dict[str, Any]:
+    """Loader options recorded with the run: CSV context columns, and (for the
+    run's own data set only, ``same_data``) the files of a built-in image set."""
+    recorded = meta.get("data", {})
+    keys = RECORDED_OPTIONS if same_data else ("context_cols",)
+    return {k: recorded[k] for k in keys if recorded.get(k)}
+
+
+def load_data(name: str, **options: Any) -> Dataset:
+    """``load_dataset`` that records its options in ``Dataset.info`` (hence in checkpoints)."""
+    dataset = load_dataset(name, **options)
+    dataset.info.update({k: options[k] for k in RECORDED_OPTIONS if options.get(k)})
+    return dataset
 
 
 def write_json(path: str | Path, obj: Any) -> None:

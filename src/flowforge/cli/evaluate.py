@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 def evaluation_rows(meta: dict, data: str | None, split: str) -> tuple[Dataset, str]:
     """The data set and the split to score: a file contributes every row."""
     if data is not None and data not in available_datasets():
-        options = data_options(meta)
+        options = data_options(meta, same_data=False)
         dataset = load_dataset(data, val_fraction=0.0, test_fraction=0.0, **options)
         return dataset, "train"
     return run_dataset(meta, data), split

@@ -10,12 +10,21 @@ from typing import Any
 
 import torch
 
-from ..data import load_dataset
+from ..data import datasets_taking
 from ..models import build, model_options
 from ..training import TrainConfig, distributed, fit
 from ..training.checkpoint import LAST_FILE, MODEL_FILE, read_metadata
 from ..training.recipes import build_for_data, recipe
-from .common import CLIError, add_device_arg, examples, positive_float, positive_int, resolve_device
+from .common import (
+    CLIError,
+    add_device_arg,
+    data_options,
+    examples,
+    load_data,
+    positive_float,
+    positive_int,
+    resolve_device,
+)
 from .plot import write_run_plots
 
 
@@ -54,6 +63,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-nonfinite", type=positive_int, help="stop after N non-finite steps in a row (default: 20)")
     p.add_argument("--schedule", choices=["constant", "cosine"], help="learning-rate schedule")
     p.add_argument("--context-cols", help="comma-separated CSV columns to condition on (conditional flow)")
+    p.add_argument("--data-path", type=Path, metavar="PATH",
+                   help="files of a built-in image set (mnist, fashion-mnist, cifar10, image-folder): a folder or "
+                        ".npz; recorded in the run (default: $FLOWFORGE_DATA/<name>)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last state")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the pictures")
@@ -103,10 +115,16 @@ def run(args) -> int:
 
 def _train(args) -> int:
     model_options(args.model)  # an unknown name fails before any data are loaded
-    context_cols = [c.strip() for c in args.context_cols.split(",")] if args.context_cols else None
-    dataset = load_dataset(args.data, **({"context_cols": context_cols} if context_cols else {}))
-    if context_cols:
-        dataset.info["context_cols"] = context_cols
+    options: dict[str, Any] = {}
+    if args.context_cols:
+        options["context_cols"] = [c.strip() for c in args.context_cols.split(",")]
+    if args.data_path is not None:
+        takes_path = datasets_taking("path")
+        if args.data not in takes_path:
+            raise CLIError(f"--data-path is for the built-in sets read from files ({', '.join(takes_path)}); "
+                           "give a file of your own as --data instead")
+        options["path"] = str(args.data_path.expanduser().resolve())
+    dataset = load_data(args.data, **options)
     out = args.out or Path("runs") / f"{Path(str(args.data)).stem}-{args.model}"
     if (out / MODEL_FILE).exists() and not args.overwrite:
         raise CLIError(f"{out} already holds a trained run; use --resume {out}, --overwrite, or another --out")
@@ -126,11 +144,7 @@ def _resume(args) -> int:
         raise CLIError(f"{run_dir}: nothing to resume (no {LAST_FILE})")
     meta = read_metadata(run_dir / LAST_FILE)
     model = dict(meta["model"])
-    data_meta = meta["data"]
-    cols = data_meta.get("context_cols")
-    dataset = load_dataset(data_meta["name"], **({"context_cols": cols} if cols else {}))
-    if cols:
-        dataset.info["context_cols"] = cols
+    dataset = load_data(meta["data"]["name"], **data_options(meta))
     config = _train_config(args, meta["train_config"])
     flow = build(model.pop("name"), **model)
     result = fit(flow, dataset, config, out=run_dir, resume=True)

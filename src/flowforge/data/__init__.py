@@ -1,6 +1,14 @@
 """Data: toy 2-D sets, user tables, image sets, dequantization and validation."""
 from . import images, toy  # noqa: F401  (register digits, mnist, ...; moons, circles, 8gaussians, checkerboard)
-from .dataset import SPLITS, DataError, Dataset, available_datasets, load_dataset, register_dataset
+from .dataset import (
+    SPLITS,
+    DataError,
+    Dataset,
+    available_datasets,
+    datasets_taking,
+    load_dataset,
+    register_dataset,
+)
 from .dequantize import dequantize
 from .toy import toy_log_density
 
@@ -9,6 +17,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "available_datasets",
+    "datasets_taking",
     "dequantize",
     "load_dataset",
     "register_dataset",

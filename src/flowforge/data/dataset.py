@@ -5,6 +5,7 @@ already split into train / validation / test with fixed seeds.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,11 @@ def register_dataset(name: str) -> Callable[[Callable[..., Dataset]], Callable[.
 
 def available_datasets() -> list[str]:
     return sorted(_DATASETS)
+
+
+def datasets_taking(option: str) -> list[str]:
+    """Built-in data sets whose loader accepts the keyword ``option`` (e.g. ``"path"``)."""
+    return sorted(n for n, loader in _DATASETS.items() if option in inspect.signature(loader).parameters)
 
 
 def load_dataset(name_or_path: str | Path, **options: Any) -> Dataset:
