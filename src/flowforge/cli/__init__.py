@@ -35,10 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except USER_ERRORS as e:
-        print(f"flowforge {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:  # library validation errors carry clear messages
+    except (*USER_ERRORS, ValueError) as e:  # library validation errors (ValueError) carry clear messages too
         print(f"flowforge {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

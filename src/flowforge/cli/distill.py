@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..inference.distill import distill, sampling_rate, student_like
-from ..models import available
+from ..models import model_options
 from ..training import evaluate_nll, save_checkpoint
 from ..training.checkpoint import MODEL_FILE
 from .common import CLIError, add_device_arg, examples, load_run, positive_float, positive_int, run_dataset, write_json
@@ -47,8 +47,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    if args.student not in available():
-        raise CLIError(f"unknown student model {args.student!r}; available models: {', '.join(available())}")
+    model_options(args.student)  # an unknown name fails before the teacher is loaded
     if (args.out / MODEL_FILE).exists() and not args.overwrite:
         raise CLIError(f"{args.out} already holds a model; use --overwrite or another --out")
     teacher, meta = load_run(args.teacher, args.device)

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
-__all__ = ["Dataset", "DataError", "register_dataset", "load_dataset", "available_datasets", "SPLITS"]
+__all__ = [
+    "Dataset", "DataError", "register_dataset", "load_dataset", "available_datasets", "datasets_taking", "SPLITS",
+]
 
 SPLITS = ("train", "val", "test")
 
@@ -121,7 +122,3 @@ def load_dataset(name_or_path: str | Path, **options: Any) -> Dataset:
         f"unknown data set {key!r}: not a built-in name ({', '.join(available_datasets())}), "
         f"not a file ({', '.join(TABULAR_SUFFIXES)}) and not a folder of images"
     )
-
-
-def to_float(x: Any, dtype: torch.dtype = torch.float32) -> Tensor:
-    return torch.as_tensor(x, dtype=dtype)

@@ -90,14 +90,14 @@ class ParallelMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[1] == 1 and len(self.weights) == 3 and piecewise.available(x):
             out = piecewise.mlp(x, self.weights, self.biases)  # exact fused path for a scalar input
-            return out.transpose(0, 1).reshape(x.shape[0], -1)
-        # (copies, B, width) stays contiguous through every layer: batched GEMMs
-        # and the in-place ReLU then run on dense memory.
-        h = x.unsqueeze(0).expand(self.copies, *x.shape)
-        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            h = torch.baddbmm(b, h, w).relu_()
-        out = torch.baddbmm(self.biases[-1], h, self.weights[-1])  # (copies, B, m)
-        return out.transpose(0, 1).reshape(x.shape[0], -1)
+        else:
+            # (copies, B, width) stays contiguous through every layer: batched GEMMs
+            # and the in-place ReLU then run on dense memory.
+            h = x.unsqueeze(0).expand(self.copies, *x.shape)
+            for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+                h = torch.baddbmm(b, h, w).relu_()
+            out = torch.baddbmm(self.biases[-1], h, self.weights[-1])
+        return out.transpose(0, 1).reshape(x.shape[0], -1)  # (copies, B, m) -> (B, copies * m)
 
     def extra_repr(self) -> str:
         widths = [self.weights[0].shape[1]] + [w.shape[2] for w in self.weights]
