@@ -18,8 +18,9 @@ import os as _os  # noqa: E402
 # Effective only if torch is not imported yet; an explicit setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import data, distributions, models, nets, training, transforms  # noqa: E402
+from . import data, distributions, errors, models, nets, training, transforms  # noqa: E402
 from .distributions import Flow  # noqa: E402
+from .errors import CheckpointError, ConfigError, DataError, FlowforgeError  # noqa: E402
 from .training.checkpoint import load_flow as _load_flow  # noqa: E402
 
 
@@ -36,4 +37,4 @@ def save(flow: Flow, path, meta: dict | None = None):
     return save_checkpoint(path, flow, meta)
 
 
-__all__ = ["Flow", "__version__", "data", "distributions", "load", "models", "nets", "save", "training", "transforms"]
+__all__ = ["CheckpointError", "ConfigError", "DataError", "Flow", "FlowforgeError", "__version__", "data", "distributions", "errors", "load", "models", "nets", "save", "training", "transforms"]

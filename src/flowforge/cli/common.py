@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 
-from ..data import DataError, Dataset, load_dataset
+from ..data import Dataset, load_dataset
 from ..distributions import Flow
-from ..training.checkpoint import CheckpointError, atomic_write_text, load_flow
+from ..errors import ConfigError
+from ..training.checkpoint import atomic_write_text, load_flow
 
 __all__ = [
     "CLIError",
@@ -25,8 +26,8 @@ __all__ = [
 ]
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
+class CLIError(ConfigError):
+    """A bad command-line argument (a :class:`~flowforge.errors.FlowforgeError`: one line, exit status 2)."""
 
 
 def examples(*lines: str) -> str:
@@ -69,11 +70,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_run(path: str | Path, device: str = "cpu") -> tuple[Flow, dict[str, Any]]:
-    """A trained flow and its checkpoint metadata, or a :class:`CLIError`."""
-    try:
-        return load_flow(path, resolve_device(device))
-    except CheckpointError as e:
-        raise CLIError(str(e)) from None
+    """A trained flow and its checkpoint metadata (a ``CheckpointError`` when it cannot be read)."""
+    return load_flow(path, resolve_device(device))
 
 
 def run_dataset(meta: dict[str, Any], data: str | None) -> Dataset:
@@ -109,5 +107,3 @@ def load_data(name: str, **options: Any) -> Dataset:
 def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(Path(path), json.dumps(obj, indent=2) + "\n")
 
-
-USER_ERRORS = (CLIError, DataError, CheckpointError)

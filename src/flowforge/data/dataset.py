@@ -13,15 +13,13 @@ from typing import Any
 
 from torch import Tensor
 
+from ..errors import DataError
+
 __all__ = [
     "Dataset", "DataError", "register_dataset", "load_dataset", "available_datasets", "datasets_taking", "SPLITS",
 ]
 
 SPLITS = ("train", "val", "test")
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file, column or index and the count."""
 
 
 @dataclass

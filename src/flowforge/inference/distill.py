@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ..distributions import Flow
+from ..errors import ConfigError
 from ..models import build
 from ..transforms import Compose
 from .vi import minimize
@@ -70,11 +71,11 @@ class DistillResult:
 
 def _check_pair(teacher: Flow, student: Flow) -> None:
     if tuple(teacher.event_shape) != tuple(student.event_shape):
-        raise ValueError(
+        raise ConfigError(
             f"student events {tuple(student.event_shape)} differ from the teacher's {tuple(teacher.event_shape)}"
         )
     if teacher.context_dim != student.context_dim:
-        raise ValueError(
+        raise ConfigError(
             f"student context width {student.context_dim} differs from the teacher's {teacher.context_dim}"
         )
 
@@ -105,11 +106,11 @@ def distill(
     """
     _check_pair(teacher, student)
     if teacher.context_dim and contexts is None:
-        raise ValueError(
+        raise ConfigError(
             f"the teacher is conditional (context width {teacher.context_dim}): pass contexts to draw from"
         )
     if not teacher.context_dim and contexts is not None:
-        raise ValueError("the teacher is unconditional but contexts were given")
+        raise ConfigError("the teacher is unconditional but contexts were given")
     skip = _shared_preprocessing(teacher, student)
     teacher_core, student_core = _after(teacher, skip), _after(student, skip)
     param = next(student.parameters())
@@ -180,7 +181,7 @@ def student_like(teacher: Flow, name: str = "iaf", **options: Any) -> Flow:
     """
     config = dict(teacher.config)
     if len(teacher.event_shape) != 1:
-        raise ValueError(f"distillation needs a vector teacher (events (dim,)), got {tuple(teacher.event_shape)}")
+        raise ConfigError(f"distillation needs a vector teacher (events (dim,)), got {tuple(teacher.event_shape)}")
     preprocess = config.get("preprocess") or []
     for key in ("layers", "hidden"):
         if key in config:

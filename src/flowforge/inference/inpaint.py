@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ..distributions import Flow
+from ..errors import ConfigError, DataError
 
 __all__ = ["MASKS", "InpaintResult", "inpaint", "inpainting_mask"]
 
@@ -38,7 +39,7 @@ def inpainting_mask(shape: tuple[int, ...], kind: str = "bottom", seed: int = 0)
     or ``"random"`` (each pixel missing with probability 1/2, seeded).
     """
     if len(shape) != 3:
-        raise ValueError(f"inpainting masks are for (C, H, W) images, got shape {tuple(shape)}")
+        raise ConfigError(f"inpainting masks are for (C, H, W) images, got shape {tuple(shape)}")
     c, h, w = shape
     rows = torch.arange(h)[:, None].expand(h, w)
     cols = torch.arange(w)[None, :].expand(h, w)
@@ -56,7 +57,7 @@ def inpainting_mask(shape: tuple[int, ...], kind: str = "bottom", seed: int = 0)
     elif kind in missing:
         hole = missing[kind]
     else:
-        raise ValueError(f"unknown mask {kind!r}; choose from {', '.join(MASKS)}")
+        raise ConfigError(f"unknown mask {kind!r}; choose from {', '.join(MASKS)}")
     return (~hole).expand(c, h, w).clone()
 
 
@@ -103,12 +104,12 @@ def inpaint(
         trace_every: record the mean ``log p`` every this many steps.
     """
     if not high > low:
-        raise ValueError(f"pixel range must have high > low, got [{low}, {high}]")
+        raise ConfigError(f"pixel range must have high > low, got [{low}, {high}]")
     if steps < 0 or step_size <= 0 or noise < 0:
-        raise ValueError(f"need steps >= 0, step_size > 0, noise >= 0; got {steps}, {step_size}, {noise}")
+        raise ConfigError(f"need steps >= 0, step_size > 0, noise >= 0; got {steps}, {step_size}, {noise}")
     known = torch.as_tensor(known, dtype=torch.bool, device=x.device).expand_as(x)
     if not torch.isfinite(x[known]).all() or (x[known] < low).any() or (x[known] > high).any():
-        raise ValueError(f"known pixel values must be finite and lie in [{low}, {high}]")
+        raise DataError(f"known pixel values must be finite and lie in [{low}, {high}]")
     span = high - low
     n_unknown = (~known).flatten(1).sum(1).clamp_min(1).to(x.dtype)
     # work in units where the pixel range is [0, 1]; the top is kept open (a Logit's domain is [0, levels])

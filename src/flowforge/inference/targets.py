@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
+
 __all__ = [
     "Target",
     "CallableTarget",
@@ -183,7 +185,7 @@ class RezendeTarget(Target):
 
     def __init__(self, index: int):
         if index not in _REZENDE:
-            raise ValueError(f"Rezende & Mohamed energies are numbered 1 to 4, got {index!r}")
+            raise ConfigError(f"Rezende & Mohamed energies are numbered 1 to 4, got {index!r}")
         self.index = index
         self.name = f"u{index}"
         self.energy, self.windowed, self.log_z = _REZENDE[index]
@@ -272,12 +274,12 @@ class GaussianMixture(Target):
         weights_t = torch.as_tensor(weights, dtype=torch.float64)
         k = means_t.shape[0]
         if means_t.ndim != 2 or stds_t.shape != (k,) or weights_t.shape != (k,):
-            raise ValueError(
+            raise ConfigError(
                 f"mixture needs means (K, dim), stds (K,) and weights (K,); got shapes "
                 f"{tuple(means_t.shape)}, {tuple(stds_t.shape)}, {tuple(weights_t.shape)}"
             )
         if (stds_t <= 0).any() or (weights_t <= 0).any():
-            raise ValueError("mixture stds and weights must be positive")
+            raise ConfigError("mixture stds and weights must be positive")
         self.means, self.stds, self.weights = means_t, stds_t, weights_t
         self.dim = means_t.shape[1]
         self.log_z = math.log(float(weights_t.sum()))
@@ -294,7 +296,7 @@ class GaussianMixture(Target):
 def _check_positive(**values: float) -> None:
     for key, v in values.items():
         if not v > 0:
-            raise ValueError(f"{key} must be positive, got {v!r}")
+            raise ConfigError(f"{key} must be positive, got {v!r}")
 
 
 # -- registry ----------------------------------------------------------------------------
@@ -329,7 +331,7 @@ def available_targets() -> list[str]:
 def make_target(name: str, **options) -> Target:
     """The built-in target ``name`` (see :func:`available_targets`)."""
     if name not in _TARGETS:
-        raise ValueError(f"unknown target {name!r}; available targets: {', '.join(available_targets())}")
+        raise ConfigError(f"unknown target {name!r}; available targets: {', '.join(available_targets())}")
     return _TARGETS[name](**options)
 
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..distributions import StandardNormal
+from ..errors import ConfigError, DataError
 from ..models import build
 from ..nets import MLP
 from .vi import minimize
@@ -96,9 +97,9 @@ class VAE(nn.Module):
         for key, value, valid in (("posterior", posterior, _POSTERIORS), ("prior", prior, _PRIORS),
                                   ("decoder", decoder, _DECODERS)):
             if value not in valid:
-                raise ValueError(f"unknown {key} {value!r}; choose from {', '.join(valid)}")
+                raise ConfigError(f"unknown {key} {value!r}; choose from {', '.join(valid)}")
         if levels < 2:
-            raise ValueError(f"levels must be >= 2, got {levels}")
+            raise ConfigError(f"levels must be >= 2, got {levels}")
         self.data_dim, self.levels, self.latent = data_dim, levels, latent
         self.decoder_kind = decoder
         self.context_dim = context_dim if posterior == "iaf" else 0
@@ -119,7 +120,7 @@ class VAE(nn.Module):
         """Flattened decoder targets: integers in ``[0, levels - 1]`` (logistic) or ``{0, 1}`` (Bernoulli)."""
         x = x.reshape(x.shape[0], -1).to(self.encoder[0].weight.dtype)
         if x.shape[1] != self.data_dim:
-            raise ValueError(f"expected {self.data_dim} values per example, got a batch of shape {tuple(x.shape)}")
+            raise DataError(f"expected {self.data_dim} values per example, got a batch of shape {tuple(x.shape)}")
         if self.decoder_kind == "bernoulli":
             return (x >= (self.levels - 1) / 2).to(x.dtype)
         return x
@@ -191,7 +192,7 @@ class VAE(nn.Module):
             x: raw data ``(N, *shape)`` (it is prepared here).
         """
         if k < 1:
-            raise ValueError(f"k must be a positive number of importance samples, got {k}")
+            raise ConfigError(f"k must be a positive number of importance samples, got {k}")
         was_training = self.training
         self.eval()
         x = self.prepare(x)

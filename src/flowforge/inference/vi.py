@@ -26,6 +26,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..distributions import Flow
+from ..errors import ConfigError
 from .targets import Target, as_target
 
 __all__ = ["ISEstimate", "VIResult", "check_target", "estimate_log_z", "fit_target", "log_weight_stats", "minimize",
@@ -79,11 +80,11 @@ def check_target(flow: Flow, target: TargetLike) -> Target:
     target = as_target(target)
     shape = tuple(flow.event_shape)
     if len(shape) != 1:
-        raise ValueError(f"variational inference needs a flow over vectors (batch, dim); its events are {shape}")
+        raise ConfigError(f"variational inference needs a flow over vectors (batch, dim); its events are {shape}")
     if flow.context_dim:
-        raise ValueError(f"fit a target with an unconditional flow; this one needs a context ({flow.context_dim})")
+        raise ConfigError(f"fit a target with an unconditional flow; this one needs a context ({flow.context_dim})")
     if target.dim is not None and target.dim != shape[0]:
-        raise ValueError(
+        raise ConfigError(
             f"target {target.name!r} is {target.dim}-dimensional but the flow's events have dimension {shape[0]}"
         )
     return target
@@ -94,9 +95,9 @@ def _log_density(target: Target, x: Tensor) -> Tensor:
     out = target.log_prob(x)
     n = x.shape[0]
     if not isinstance(out, Tensor):
-        raise TypeError(f"target {target.name!r} must return a tensor of shape ({n},), got {type(out).__name__}")
+        raise ConfigError(f"target {target.name!r} must return a tensor of shape ({n},), got {type(out).__name__}")
     if tuple(out.shape) != (n,):
-        raise ValueError(
+        raise ConfigError(
             f"target {target.name!r} returned shape {tuple(out.shape)} for samples of shape {tuple(x.shape)}; "
             f"it must return one log-density per sample, shape ({n},)"
         )
@@ -105,7 +106,7 @@ def _log_density(target: Target, x: Tensor) -> Tensor:
         i = int(bad.nonzero()[0])
         value = out[i].detach().item()
         hint = " (zero density where the flow puts mass: reverse KL is infinite)" if value == -math.inf else ""
-        raise ValueError(
+        raise ConfigError(
             f"target {target.name!r} returned {value} at sample {i}, x = {x[i].detach().tolist()}{hint}; "
             "a target's log-density must be finite"
         )
@@ -243,9 +244,9 @@ def fit_target(
     """
     target = check_target(flow, log_unnormalized_density)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if not 0 <= anneal <= steps:
-        raise ValueError(f"anneal must be between 0 and steps ({steps}), got {anneal}")
+        raise ConfigError(f"anneal must be between 0 and steps ({steps}), got {anneal}")
     if seed is not None:
         torch.manual_seed(seed)
     flow.train()

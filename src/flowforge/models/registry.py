@@ -17,6 +17,7 @@ from typing import Any
 from torch import Tensor
 
 from ..distributions import Flow
+from ..errors import ConfigError
 from ..transforms import Compose, Standardize, Transform
 
 __all__ = ["register", "build", "available", "model_options", "register_preprocessing", "fit_preprocessing"]
@@ -58,7 +59,7 @@ def available() -> list[str]:
 def model_options(name: str) -> list[str]:
     """The option names model ``name`` accepts; a clear error listing the models if unknown."""
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(available())}")
+        raise ConfigError(f"unknown model {name!r}; available models: {', '.join(available())}")
     return list(inspect.signature(_MODELS[name]).parameters)
 
 
@@ -76,8 +77,13 @@ def build(name: str, **config: Any) -> Flow:
     unknown = sorted(set(config) - set(accepted))
     if unknown:
         valid = ", ".join(p for p in accepted if not p.startswith("_"))
-        raise ValueError(f"model {name!r} has no option(s) {', '.join(unknown)}; its options are: {valid}")
-    flow = builder(**config)
+        raise ConfigError(f"model {name!r} has no option(s) {', '.join(unknown)}; its options are: {valid}")
+    try:
+        flow = builder(**config)
+    except ConfigError:
+        raise
+    except ValueError as e:  # a builder's check of an option value
+        raise ConfigError(f"model {name!r}: {e}") from e
     if preprocess:
         layers = [_preprocessing_layer(spec, tuple(flow.event_shape)) for spec in preprocess]
         flow.transform = Compose([*layers, flow.transform])
@@ -89,7 +95,7 @@ def _preprocessing_layer(spec: str | dict, event_shape: tuple[int, ...]) -> Tran
     options = {"type": spec} if isinstance(spec, str) else dict(spec)
     kind = options.pop("type", None)
     if kind not in _PREPROCESSING:
-        raise ValueError(f"unknown preprocessing {kind!r}; available: {', '.join(sorted(_PREPROCESSING))}")
+        raise ConfigError(f"unknown preprocessing {kind!r}; available: {', '.join(sorted(_PREPROCESSING))}")
     return _PREPROCESSING[kind](event_shape, **options)
 
 

@@ -26,6 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..distributions import Flow
+from ..errors import CheckpointError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -47,10 +48,6 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
 LAST_FILE = "last.safetensors"
 _META_KEY = "flowforge"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, corrupt, or does not fit its model."""
 
 
 def _versions() -> dict[str, str]:

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..data import Dataset, dequantize
 from ..distributions import Flow
+from ..errors import DataError
 
 __all__ = ["bits_per_dim", "evaluate_nll", "as_model_input"]
 
@@ -34,7 +35,7 @@ def as_model_input(flow: Flow, x: Tensor) -> Tensor:
         return x
     if x[0].numel() == torch.Size(shape).numel():
         return x.reshape(x.shape[0], *shape)
-    raise ValueError(
+    raise DataError(
         f"data has examples of shape {tuple(x.shape[1:])} but the model expects {shape}; "
         "was the model trained on other data?"
     )

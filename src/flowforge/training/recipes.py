@@ -8,6 +8,7 @@ from typing import Any
 
 from ..data import Dataset
 from ..distributions import Flow
+from ..errors import ConfigError
 from ..models import build, model_options
 
 __all__ = ["RECIPES", "recipe", "build_for_data", "default_preprocess"]
@@ -55,7 +56,7 @@ def build_for_data(model: str, dataset: Dataset, **options: Any) -> Flow:
         config.setdefault("dim", int(dataset.train[0].numel()))
     if dataset.context_dim:
         if "context_dim" not in accepted:
-            raise ValueError(f"model {model!r} cannot be conditioned on a context")
+            raise ConfigError(f"model {model!r} cannot be conditioned on a context")
         config.setdefault("context_dim", dataset.context_dim)
     config.setdefault("preprocess", default_preprocess(dataset))
     return build(model, **config)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ..data import SPLITS, Dataset, dequantize
 from ..distributions import Flow
+from ..errors import ConfigError, FlowforgeError
 from ..models import fit_preprocessing
 from . import distributed
 from .checkpoint import (
@@ -43,8 +44,8 @@ LossFn = Callable[[Flow, Tensor, Tensor | None], Tensor]
 METRICS_FIELDS = ["step", "train_loss", "val_nll", "val_bits_per_dim", "lr", "grad_norm", "skipped_steps", "elapsed_s"]
 
 
-class TrainingError(RuntimeError):
-    """Training could not go on (e.g. too many non-finite steps in a row)."""
+class TrainingError(FlowforgeError, RuntimeError):
+    """Training could not go on (too many non-finite steps in a row: the learning rate or data are at fault)."""
 
 
 def nll_loss(model: torch.nn.Module, x: Tensor, context: Tensor | None = None) -> Tensor:
@@ -100,9 +101,9 @@ class TrainConfig:
             checks["patience"] = self.patience >= 1
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(", ".join(f"{k} must be positive, got {getattr(self, k)!r}" for k in bad))
+            raise ConfigError(", ".join(f"{k} must be positive, got {getattr(self, k)!r}" for k in bad))
         if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose constant or cosine")
+            raise ConfigError(f"unknown schedule {self.schedule!r}; choose constant or cosine")
 
 
 @dataclass
