@@ -37,4 +37,7 @@ def save(flow: Flow, path, meta: dict | None = None):
     return save_checkpoint(path, flow, meta)
 
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "Flow", "FlowforgeError", "__version__", "data", "distributions", "errors", "load", "models", "nets", "save", "training", "transforms"]
+__all__ = [
+    "CheckpointError", "ConfigError", "DataError", "Flow", "FlowforgeError", "__version__", "data", "distributions",
+    "errors", "load", "models", "nets", "save", "training", "transforms",
+]
