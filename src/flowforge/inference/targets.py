@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..registry import Registry
 
 __all__ = [
     "Target",
@@ -301,19 +302,12 @@ def _check_positive(**values: float) -> None:
 
 # -- registry ----------------------------------------------------------------------------
 
-_TARGETS: dict[str, Callable[..., Target]] = {}
+TARGETS: Registry[Callable[..., Target]] = Registry("target")
 
 
 def register_target(name: str) -> Callable[[Callable[..., Target]], Callable[..., Target]]:
     """Decorator: make ``factory(**options) -> Target`` available as ``make_target(name)``."""
-
-    def deco(factory: Callable[..., Target]) -> Callable[..., Target]:
-        if name in _TARGETS:
-            raise ValueError(f"target {name!r} is registered twice")
-        _TARGETS[name] = factory
-        return factory
-
-    return deco
+    return TARGETS.register(name)
 
 
 for _k in _REZENDE:
@@ -325,14 +319,12 @@ register_target("mixture")(GaussianMixture)
 
 def available_targets() -> list[str]:
     """Names accepted by :func:`make_target`."""
-    return sorted(_TARGETS)
+    return TARGETS.names()
 
 
 def make_target(name: str, **options) -> Target:
     """The built-in target ``name`` (see :func:`available_targets`)."""
-    if name not in _TARGETS:
-        raise ConfigError(f"unknown target {name!r}; available targets: {', '.join(available_targets())}")
-    return _TARGETS[name](**options)
+    return TARGETS[name](**options)
 
 
 # -- quadrature --------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 A run folder holds:
 
 * ``model.safetensors``: the best weights; metadata key ``flowforge`` is JSON
-  with ``format_version``, ``model`` (the config ``build`` takes), ``data``
-  (what the model was trained on) and ``versions``.
+  with ``format_version``, ``model`` (the complete config ``build`` takes;
+  format 1's partial records are completed when read), ``data`` (what the
+  model was trained on) and ``versions``.
 * ``last.safetensors``: the latest state for ``--resume``: weights
   (``model.*``), optimizer tensors (``optim.*``), RNG states (``rng.*``); its
   JSON holds the step counter and the optimizer's non-tensor state.
@@ -26,7 +27,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..distributions import Flow
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
+from ..models.registry import build, upgrade_config
 
 __all__ = [
     "FORMAT_VERSION",
@@ -44,7 +46,7 @@ __all__ = [
     "load_training_state",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the model record is complete (see flowforge.models.registry)
 MODEL_FILE = "model.safetensors"
 LAST_FILE = "last.safetensors"
 _META_KEY = "flowforge"
@@ -130,6 +132,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         )
     if not isinstance(meta.get("model"), dict) or "name" not in meta["model"]:
         raise CheckpointError(f"{path}: metadata has no model config")
+    try:
+        meta["model"] = upgrade_config(meta["model"])
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     return meta
 
 
@@ -142,13 +148,11 @@ def _read_tensors(path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
 
 
 def _rebuild(meta: dict[str, Any], path: Path) -> Flow:
-    from ..models import build
-
     config = dict(meta["model"])
     name = config.pop("name")
     try:
         return build(name, **config)
-    except (ValueError, TypeError) as e:
+    except ConfigError as e:
         raise CheckpointError(f"{path}: cannot rebuild the model from its config: {e}") from None
 
 
