@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
 from ..errors import DataError
-from ..transforms.base import Transform
+from ..transforms.base import Transform, check_dtype_device
 from .base import BaseDensity
 
 __all__ = ["Flow"]
@@ -49,6 +49,7 @@ class Flow(nn.Module, Distribution):
     __repr__ = nn.Module.__repr__
 
     def _check_input(self, x: Tensor, context: Tensor | None) -> None:
+        check_dtype_device(self, x, "data")
         shape = tuple(self.event_shape)
         if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
             raise DataError(f"expected data of shape (batch, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
@@ -62,6 +63,8 @@ class Flow(nn.Module, Distribution):
             raise DataError(f"this flow needs a context of width {self.context_dim}, got none")
         elif tuple(context.shape) != (n, self.context_dim):
             raise DataError(f"context must have shape ({n}, {self.context_dim}), got {tuple(context.shape)}")
+        else:
+            check_dtype_device(self, context, "context")
 
     def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Exact ``log p(x | context)`` in nats, shape ``(B,)``."""

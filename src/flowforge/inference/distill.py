@@ -31,6 +31,7 @@ from torch import Tensor
 
 from ..distributions import Flow
 from ..errors import ConfigError
+from ..mode import in_mode
 from ..models import build
 from ..transforms import Compose
 from .vi import minimize
@@ -200,11 +201,11 @@ def student_like(teacher: Flow, name: str = "iaf", **options: Any) -> Flow:
 @torch.no_grad()
 def sampling_rate(flow: Flow, n: int, context: Tensor | None = None, repeats: int = 3) -> float:
     """Samples per second of ``flow.sample(n, context)``: best of ``repeats`` timed calls after a warm-up."""
-    flow.eval()
-    flow.sample(min(n, 16), None if context is None else context[: min(n, 16)])
     best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        flow.sample(n, context)
-        best = min(best, time.perf_counter() - t0)
+    with in_mode(flow, training=False):
+        flow.sample(min(n, 16), None if context is None else context[: min(n, 16)])
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            flow.sample(n, context)
+            best = min(best, time.perf_counter() - t0)
     return n / best

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..distributions import Flow
 from ..errors import ConfigError, DataError
+from ..mode import in_mode
 
 __all__ = ["MASKS", "InpaintResult", "inpaint", "inpainting_mask"]
 
@@ -115,31 +116,29 @@ def inpaint(
     # work in units where the pixel range is [0, 1]; the top is kept open (a Logit's domain is [0, levels])
     top = 1.0 - 1e-6
     u = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device) * top
-    was_training = flow.training
-    flow.eval()
 
     def image(u: Tensor) -> Tensor:
         return torch.where(known, x, low + span * u)
 
-    with torch.no_grad():
-        start = image(u)
-        log_prob_start = flow.log_prob(start)
-    trace = [float(log_prob_start.mean())]
-    for i in range(steps):
-        u = u.detach().requires_grad_(True)
-        lp = flow.log_prob(image(u))
-        (grad,) = torch.autograd.grad(lp.sum(), u)
-        grad = torch.where(known, 0.0, grad)
-        rms = grad.flatten(1).square().sum(1).div(n_unknown).sqrt().clamp_min(1e-12)
-        grad = grad / rms.view(-1, *[1] * (grad.ndim - 1))
-        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) * noise
-        alpha = step_size * (100.0 / (100.0 + i)) ** 0.25
+    with in_mode(flow, training=False):
         with torch.no_grad():
-            u = (u + alpha * (grad + eps)).clamp(0.0, top)
-        if (i + 1) % trace_every == 0:
-            trace.append(float(lp.detach().mean()))
-    with torch.no_grad():
-        images = image(u.detach())
-        log_prob_end = flow.log_prob(images)
-    flow.train(was_training)
+            start = image(u)
+            log_prob_start = flow.log_prob(start)
+        trace = [float(log_prob_start.mean())]
+        for i in range(steps):
+            u = u.detach().requires_grad_(True)
+            lp = flow.log_prob(image(u))
+            (grad,) = torch.autograd.grad(lp.sum(), u)
+            grad = torch.where(known, 0.0, grad)
+            rms = grad.flatten(1).square().sum(1).div(n_unknown).sqrt().clamp_min(1e-12)
+            grad = grad / rms.view(-1, *[1] * (grad.ndim - 1))
+            eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) * noise
+            alpha = step_size * (100.0 / (100.0 + i)) ** 0.25
+            with torch.no_grad():
+                u = (u + alpha * (grad + eps)).clamp(0.0, top)
+            if (i + 1) % trace_every == 0:
+                trace.append(float(lp.detach().mean()))
+        with torch.no_grad():
+            images = image(u.detach())
+            log_prob_end = flow.log_prob(images)
     return InpaintResult(start, images, log_prob_start, log_prob_end, trace)

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..distributions import Flow
 from ..errors import ConfigError, DataError
+from ..mode import in_mode
 
 __all__ = ["INTERPOLATIONS", "interpolate", "attribute_direction", "manipulate"]
 
@@ -33,14 +34,14 @@ INTERPOLATIONS = ("linear", "ellipse")
 
 @torch.no_grad()
 def _encode(flow: Flow, x: Tensor, batch_size: int = 1024) -> Tensor:
-    flow.eval()
-    return torch.cat([flow.transform(x[i : i + batch_size])[0] for i in range(0, x.shape[0], batch_size)])
+    with in_mode(flow, training=False):
+        return torch.cat([flow.transform(x[i : i + batch_size])[0] for i in range(0, x.shape[0], batch_size)])
 
 
 @torch.no_grad()
 def _decode(flow: Flow, z: Tensor) -> Tensor:
-    flow.eval()
-    return flow.transform.inverse(z)[0]
+    with in_mode(flow, training=False):
+        return flow.transform.inverse(z)[0]
 
 
 def interpolate(flow: Flow, x0: Tensor, x1: Tensor, steps: int = 8, mode: str = "linear") -> Tensor:

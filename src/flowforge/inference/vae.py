@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ..distributions import StandardNormal
 from ..errors import ConfigError, DataError
+from ..mode import in_mode
 from ..models import build
 from ..nets import MLP
 from .vi import minimize
@@ -193,15 +194,13 @@ class VAE(nn.Module):
         """
         if k < 1:
             raise ConfigError(f"k must be a positive number of importance samples, got {k}")
-        was_training = self.training
-        self.eval()
         x = self.prepare(x)
         elbo, iw = [], []
-        for start in range(0, x.shape[0], batch_size):
-            log_w = self.log_weights(x[start : start + batch_size], k)
-            elbo.append(log_w.mean(1))
-            iw.append(torch.logsumexp(log_w, 1) - math.log(k))
-        self.train(was_training)
+        with in_mode(self, training=False):
+            for start in range(0, x.shape[0], batch_size):
+                log_w = self.log_weights(x[start : start + batch_size], k)
+                elbo.append(log_w.mean(1))
+                iw.append(torch.logsumexp(log_w, 1) - math.log(k))
         return {"elbo": float(torch.cat(elbo).mean()), "iw_loglik": float(torch.cat(iw).mean()), "k": k}
 
     def _mean_image(self, z: Tensor) -> Tensor:

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..distributions import Flow
 from ..errors import ConfigError
+from ..mode import in_mode
 from .targets import Target, as_target
 
 __all__ = ["ISEstimate", "VIResult", "check_target", "estimate_log_z", "fit_target", "log_weight_stats", "minimize",
@@ -192,12 +193,8 @@ def log_weight_stats(log_w: Tensor) -> ISEstimate:
 def estimate_log_z(flow: Flow, target: TargetLike, n: int = 100_000, batch_size: int = 10_000) -> ISEstimate:
     """Importance-sampling estimate of ``log Z`` with ``n`` samples from ``flow`` (see the module docstring)."""
     target = check_target(flow, target)
-    was_training = flow.training
-    flow.eval()
-    try:
+    with in_mode(flow, training=False):
         return log_weight_stats(_log_weights(flow, target, n, batch_size))
-    finally:
-        flow.train(was_training)
 
 
 def _beta(step: int, anneal: int) -> float:

@@ -124,8 +124,8 @@ def _complete_preprocessing(spec: str | dict) -> str | dict:
         raise ConfigError(f"preprocessing {kind!r} needs the option(s) {', '.join(missing)}")
     if not defaults:
         return kind
-    full = {k: v for k, v in defaults.items() if v is not REQUIRED}
-    return {"type": kind, **_plain({**full, **options}, f"preprocessing {kind!r}")}
+    values = {**defaults, **options}
+    return {"type": kind, **_plain({k: values[k] for k in defaults}, f"preprocessing {kind!r}")}
 
 
 def _preprocessing_layer(spec: str | dict, event_shape: tuple[int, ...]) -> Transform:

@@ -1,7 +1,8 @@
 """Training: the fit loop, metrics, checkpoints."""
 from . import distributed
 from .checkpoint import CheckpointError, load_flow, save_checkpoint
-from .metrics import as_model_input, bits_per_dim, evaluate_nll
+from .metrics import bits_per_dim, evaluate_nll
+from .model_input import model_input
 from .trainer import TrainConfig, TrainingError, TrainResult, fit, nll_loss
 
 __all__ = [
@@ -9,12 +10,12 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingError",
-    "as_model_input",
     "distributed",
     "bits_per_dim",
     "evaluate_nll",
     "fit",
     "load_flow",
+    "model_input",
     "nll_loss",
     "save_checkpoint",
 ]

@@ -15,30 +15,17 @@ import math
 import torch
 from torch import Tensor
 
-from ..data import Dataset, dequantize
+from ..data import Dataset
 from ..distributions import Flow
-from ..errors import DataError
+from ..mode import in_mode
+from .model_input import model_input
 
-__all__ = ["bits_per_dim", "evaluate_nll", "as_model_input"]
+__all__ = ["bits_per_dim", "evaluate_nll"]
 
 
 def bits_per_dim(nll_nats: float, dims: int) -> float:
     """``nll / (dims ln 2)``: nats per example to bits per dimension."""
     return nll_nats / (dims * math.log(2.0))
-
-
-def as_model_input(flow: Flow, x: Tensor) -> Tensor:
-    """Reshape ``x`` to the flow's event shape when only the layout differs
-    (a vector model on images flattens them); otherwise a clear error."""
-    shape = tuple(flow.event_shape)
-    if tuple(x.shape[1:]) == shape:
-        return x
-    if x[0].numel() == torch.Size(shape).numel():
-        return x.reshape(x.shape[0], *shape)
-    raise DataError(
-        f"data has examples of shape {tuple(x.shape[1:])} but the model expects {shape}; "
-        "was the model trained on other data?"
-    )
 
 
 @torch.no_grad()
@@ -63,23 +50,15 @@ def evaluate_nll(
         ``{"nll": nats per example, "bits_per_dim": float or None, "n": N}``.
     """
     levels = dataset.levels if dataset is not None else None
-    was_training = flow.training
-    flow.eval()
-    param = next(flow.parameters(), None)
-    device = param.device if param is not None else x.device
-    dtype = param.dtype if param is not None else x.dtype
     gen = torch.Generator().manual_seed(seed)
     total, n = 0.0, x.shape[0]
     draws = noise_draws if levels else 1
-    for _ in range(draws):
-        for i in range(0, n, batch_size):
-            xb = x[i : i + batch_size].to(dtype)
-            if levels:
-                xb = dequantize(xb, gen)
-            xb = as_model_input(flow, xb.to(device))
-            cb = None if context is None else context[i : i + batch_size].to(device=device, dtype=dtype)
-            total += float(-flow.log_prob(xb, cb).double().sum())
-    flow.train(was_training)
+    with in_mode(flow, training=False):
+        for _ in range(draws):
+            for i in range(0, n, batch_size):
+                xb = model_input(flow, x[i : i + batch_size], levels, gen)
+                cb = None if context is None else context[i : i + batch_size].to(xb)
+                total += float(-flow.log_prob(xb, cb).double().sum())
     nll = total / (n * draws)
     dims = x[0].numel()
     return {"nll": nll, "bits_per_dim": bits_per_dim(nll, dims) if levels else None, "n": int(n)}

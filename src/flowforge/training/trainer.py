@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from ..data import SPLITS, Dataset, dequantize
+from ..data import SPLITS, Dataset
 from ..distributions import Flow
 from ..errors import ConfigError, FlowforgeError
 from ..models import fit_preprocessing
@@ -38,7 +38,8 @@ from .checkpoint import (
     save_checkpoint,
     save_training_state,
 )
-from .metrics import as_model_input, evaluate_nll
+from .metrics import evaluate_nll
+from .model_input import model_input
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingError", "fit", "nll_loss"]
 
@@ -242,9 +243,7 @@ class _Run:
         idx = self.batches.next()
         xb = self.train_x if idx is None else self.train_x[idx.to(self.device)]
         cb = self.train_c if idx is None or self.train_c is None else self.train_c[idx.to(self.device)]
-        if self.dataset.levels:
-            xb = dequantize(xb, self.data_gen)
-        return as_model_input(self.flow, xb), cb
+        return model_input(self.flow, xb, self.dataset.levels, self.data_gen), cb
 
     def restore(self) -> None:
         if self.out is None or not (self.out / LAST_FILE).exists():
@@ -260,7 +259,7 @@ class _Run:
 
     def start_fresh(self) -> None:
         torch.manual_seed(self.config.seed)
-        fit_preprocessing(self.flow, as_model_input(self.flow, self.train_x))
+        fit_preprocessing(self.flow, model_input(self.flow, self.train_x))
         if self.flow.transform.is_data_dependent:
             xb, cb = self.global_batch()
             self.flow.transform.initialize(xb, cb)

@@ -1,4 +1,4 @@
-"""Pictures of what a flow learned (matplotlib, Agg backend, PNG files).
+"""Pictures of what a flow learned (matplotlib, PNG files; the backend is the user's, the CLI's is Agg).
 
 matplotlib is imported only inside this package.
 """
@@ -7,15 +7,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from ..distributions import Flow  # noqa: E402
+from ..distributions import Flow
 
 __all__ = ["plot_data_vs_samples", "plot_density", "plot_latent_space", "plot_loss_curves", "density_grid"]
 
