@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,13 @@ import torch
 from ..data import Dataset, load_dataset
 from ..distributions import Flow
 from ..errors import ConfigError
+from ..training import distributed
 from ..training.checkpoint import atomic_write_text, load_flow
+from ..training.run import Run
 
 __all__ = [
     "CLIError",
+    "writing",
     "load_run",
     "run_dataset",
     "add_device_arg",
@@ -67,6 +71,11 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CLIError(f"--device {name}: CUDA is not available on this machine")
     return device
+
+
+def writing(run: Run) -> AbstractContextManager[Run]:
+    """Hold ``run``'s folder for the whole command (rank 0 under torchrun; the other ranks write nothing)."""
+    return run.lock() if distributed.info().is_main else nullcontext(run)
 
 
 def load_run(path: str | Path, device: str = "cpu") -> tuple[Flow, dict[str, Any]]:

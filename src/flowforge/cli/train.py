@@ -13,7 +13,8 @@ import torch
 from ..data import datasets_taking
 from ..models import build, model_options
 from ..training import TrainConfig, distributed, fit
-from ..training.checkpoint import LAST_FILE, MODEL_FILE, read_metadata
+from ..training.checkpoint import LAST_FILE, read_metadata
+from ..training.run import Run
 from ..training.recipes import build_for_data, recipe
 from .common import (
     CLIError,
@@ -24,6 +25,7 @@ from .common import (
     positive_float,
     positive_int,
     resolve_device,
+    writing,
 )
 from .plot import write_run_plots
 
@@ -126,29 +128,30 @@ def _train(args) -> int:
         options["path"] = str(args.data_path.expanduser().resolve())
     dataset = load_data(args.data, **options)
     out = args.out or Path("runs") / f"{Path(str(args.data)).stem}-{args.model}"
-    if (out / MODEL_FILE).exists() and not args.overwrite:
-        raise CLIError(f"{out} already holds a trained run; use --resume {out}, --overwrite, or another --out")
     config = _train_config(args, recipe(args.model, dataset.kind)["train"])
     torch.manual_seed(config.seed)  # initial weights follow --seed
     flow = build_for_data(args.model, dataset, **_model_options(args))
-    for stale in (LAST_FILE, "metrics.csv", "summary.json"):
-        if args.overwrite and (out / stale).exists():
-            (out / stale).unlink()
-    result = fit(flow, dataset, config, out=out)
-    return _finish(args, out, flow, dataset, result.summary)
+    with writing(Run(out)) as run:
+        if run.model_file.exists() and not args.overwrite:
+            raise CLIError(f"{out} already holds a trained run; use --resume {out}, --overwrite, or another --out")
+        if args.overwrite:
+            run.clear()
+        result = fit(flow, dataset, config, out=run)
+        return _finish(args, out, flow, dataset, result.summary)
 
 
 def _resume(args) -> int:
-    run_dir = args.resume
-    if not (run_dir / LAST_FILE).exists():
-        raise CLIError(f"{run_dir}: nothing to resume (no {LAST_FILE})")
-    meta = read_metadata(run_dir / LAST_FILE)
+    run = Run(args.resume)
+    if not run.last_file.exists():
+        raise CLIError(f"{run.path}: nothing to resume (no {LAST_FILE})")
+    meta = read_metadata(run.last_file)
     model = dict(meta["model"])
     dataset = load_data(meta["data"]["name"], **data_options(meta))
     config = _train_config(args, meta["train_config"])
     flow = build(model.pop("name"), **model)
-    result = fit(flow, dataset, config, out=run_dir, resume=True)
-    return _finish(args, run_dir, flow, dataset, result.summary)
+    with writing(run):
+        result = fit(flow, dataset, config, out=run, resume=True)
+        return _finish(args, run.path, flow, dataset, result.summary)
 
 
 def _finish(args, out: Path, flow, dataset, summary: dict[str, Any]) -> int:
