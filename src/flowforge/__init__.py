@@ -35,11 +35,12 @@ def __getattr__(name: str) -> Any:
 
 
 def load(path, map_location="cpu"):
-    """Rebuild a trained flow from a run folder or a ``.safetensors`` file
-    (from the checkpoint's own config; never unpickles)."""
-    from .training.checkpoint import load_flow
+    """Rebuild a trained model from a run folder of any kind (train, fit-target, distill: a Flow;
+    vae: the VAE) or a ``.safetensors`` file, from the checkpoint's own record; never unpickles."""
+    from .inference.vae import VAE
+    from .training.checkpoint import load_module
 
-    return load_flow(path, map_location)[0]
+    return load_module(path, map_location, {"vae": VAE.from_config})[0]
 
 
 def save(flow, path, meta: dict | None = None):

@@ -19,12 +19,14 @@ import json
 import os
 import platform
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from ..distributions import Flow
 from ..errors import CheckpointError, ConfigError
@@ -37,6 +39,7 @@ __all__ = [
     "LAST_FILE",
     "save_checkpoint",
     "load_flow",
+    "load_module",
     "load_weights",
     "read_checkpoint",
     "read_metadata",
@@ -194,12 +197,29 @@ def load_flow(path: str | Path, map_location: str | torch.device = "cpu") -> tup
     The model is rebuilt from the checkpoint's own config, checked against the
     stored tensors (names and shapes) before any weight is used, then loaded.
     """
+    return load_module(path, map_location)
+
+
+def load_module(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    builders: dict[str, Callable[[dict[str, Any]], nn.Module]] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_flow` for any checkpointed module: a record whose ``name`` is in ``builders`` is
+    rebuilt by ``builders[name](record)`` (e.g. the VAE), any other by ``models.build``."""
     file = resolve_checkpoint(path)
     meta, tensors = read_checkpoint(file)
-    flow = _rebuild(meta, file)
-    load_weights(flow, tensors, file)
-    flow.eval()
-    return flow.to(map_location), meta
+    builder = (builders or {}).get(meta["model"]["name"])
+    if builder is None:
+        module = _rebuild(meta, file)
+    else:
+        try:
+            module = builder(meta["model"])
+        except ConfigError as e:
+            raise CheckpointError(f"{file}: cannot rebuild the model from its config: {e}") from None
+    load_weights(module, tensors, file)
+    module.eval()
+    return module.to(map_location), meta
 
 
 def save_training_state(

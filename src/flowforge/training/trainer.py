@@ -107,10 +107,12 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What a run produced; ``summary`` is also written as ``summary.json``."""
+    """What a run produced: ``summary`` (also written as ``summary.json``), the evaluations
+    (``history``, the rows of ``metrics.csv``) and the loss of every step of this call (``losses``)."""
 
     summary: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
 
 
 def _lr_factor(schedule: str, step: int, steps: int, warmup: int) -> float:
@@ -199,6 +201,7 @@ class _Training:
         self.fields = [*RUN_FIELDS, *objective.columns, *STEP_FIELDS]
         self.step, self.best_val, self.best_step, self.evals_since_best, self.skipped = 0, math.inf, 0, 0, 0
         self.history: list[dict[str, Any]] = []
+        self.losses: list[float] = []  # every step of this call
         self.model: nn.Module = self.module
         self.averaged: AveragedModel | None = None  # the weights' moving average (config.ema)
         self.best_state: dict[str, Tensor] | None = None  # kept in memory when no folder is written
@@ -324,6 +327,7 @@ class _Training:
         while self.step < cfg.steps:
             t0 = time.perf_counter()
             value, grad_norm = self.optimizer_step()
+            self.losses.append(value)
             if math.isfinite(value) and math.isfinite(grad_norm):
                 nonfinite_run = 0
                 running.append(value)
@@ -352,9 +356,8 @@ class _Training:
             if stopped_early:
                 break
         bar.close()
-        return TrainResult(
-            summary=self.finish(time.perf_counter() - t_start, step_times, stopped_early), history=self.history
-        )
+        summary = self.finish(time.perf_counter() - t_start, step_times, stopped_early)
+        return TrainResult(summary, self.history, self.losses)
 
     def finish(self, wall: float, step_times: list[float], stopped_early: bool) -> dict[str, Any]:
         """Load the best weights, score them, write ``summary.json``."""
