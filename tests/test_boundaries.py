@@ -13,22 +13,27 @@ from flowforge.mode import in_mode
 from flowforge.models import build
 from flowforge.training.model_input import model_input
 
+ENTRIES = {
+    "log_prob": lambda flow, x, c: flow.log_prob(x, c),
+    "transform.forward": lambda flow, x, c: flow.transform(x, c),
+    "transform.inverse": lambda flow, x, c: flow.transform.inverse(x, c),
+    "encode": lambda flow, x, c: flow.encode(x, c),
+}
 
+
+@pytest.mark.parametrize("name", ["realnvp", "maf"])  # a 2-D Real NVP runs the fused CPU path
 @pytest.mark.parametrize("model_dtype, data_dtype", [(torch.float32, torch.float64), (torch.float64, torch.float32)])
-def test_dtype_mismatch_is_refused_naming_both(model_dtype, data_dtype):
-    """A 2-D Real NVP (the fused CPU path) and a MAF, both directions, every public entry."""
-    for name in ("realnvp", "maf"):
-        flow = build(name, dim=2, layers=2, hidden=8, context_dim=1).to(model_dtype)
-        x, c = torch.randn(5, 2, dtype=data_dtype), torch.randn(5, 1, dtype=data_dtype)
-        good_c = c.to(model_dtype)
-        message = f"{data_dtype} on cpu, but the model is {model_dtype} on cpu"
-        for call in (lambda: flow.log_prob(x, good_c), lambda: flow.transform(x, good_c),
-                     lambda: flow.transform.inverse(x, good_c), lambda: flow.encode(x, good_c)):
-            with pytest.raises(ff.DataError, match=message):
-                call()
-        with pytest.raises(ff.DataError, match=f"context is {message}"):
-            flow.sample(5, c)
-        assert torch.isfinite(flow.log_prob(x.to(model_dtype), good_c)).all()
+def test_dtype_mismatch_is_refused_naming_both(name, model_dtype, data_dtype):
+    flow = build(name, dim=2, layers=2, hidden=8, context_dim=1).to(model_dtype)
+    x, c = torch.randn(5, 2, dtype=data_dtype), torch.randn(5, 1, dtype=data_dtype)
+    message = f"{data_dtype} on cpu, but the model is {model_dtype} on cpu"
+    for entry, call in ENTRIES.items():
+        with pytest.raises(ff.DataError, match=message):
+            call(flow, x, c.to(model_dtype))
+            pytest.fail(f"{entry} accepted {data_dtype} input")
+    with pytest.raises(ff.DataError, match=f"context is {message}"):
+        flow.sample(5, c)
+    assert torch.isfinite(flow.log_prob(x.to(model_dtype), c.to(model_dtype))).all()
 
 
 def test_model_input_casts_dequantizes_and_shapes():

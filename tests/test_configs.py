@@ -64,3 +64,12 @@ def test_unknown_versions_are_refused(monkeypatch):
 def test_non_json_options_are_named():
     with pytest.raises(ff.ConfigError, match="option.* hidden are not plain JSON"):
         build("realnvp", hidden=object())
+
+
+def test_a_renamed_option_of_format1_keeps_its_meaning():
+    """Image Real NVP's residual blocks were ``hidden_layers`` in format 1, they are ``blocks`` now."""
+    old = {"name": "realnvp", "shape": [1, 4, 4], "hidden": 4, "hidden_layers": 3}
+    record = upgrade_config(old)
+    assert record["blocks"] == 3 and record["hidden_layers"] == 2
+    expected = build("realnvp", shape=[1, 4, 4], hidden=4, blocks=3)
+    assert build(**record).state_dict().keys() == expected.state_dict().keys()

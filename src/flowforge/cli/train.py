@@ -14,8 +14,8 @@ from ..data import datasets_taking
 from ..models import build, model_options
 from ..training import TrainConfig, distributed, fit
 from ..training.checkpoint import LAST_FILE, read_metadata
-from ..training.run import Run
 from ..training.recipes import build_for_data, recipe
+from ..training.run import Run
 from .common import (
     CLIError,
     add_device_arg,

@@ -34,9 +34,9 @@ from ..distributions import Flow
 from ..errors import ConfigError
 from ..mode import in_mode
 from ..models import build
-from ..transforms import Compose
 from ..training import TrainConfig, train
 from ..training.objectives import Objective
+from ..transforms import Compose
 
 __all__ = ["DistillResult", "Distillation", "distill", "distillation_kl", "sampling_rate", "student_like"]
 

@@ -70,7 +70,7 @@ class VAE(nn.Module):
         data_dim: pixels per example.
         levels: number of integer values per pixel (data in ``[0, levels - 1]``).
         latent: latent dimension.
-        hidden, layers: width and depth of the encoder and decoder MLPs (ELU).
+        hidden, hidden_layers: width and number of hidden layers of the encoder and decoder MLPs (ELU).
         posterior: ``"diag"`` (Gaussian) or ``"iaf"`` (Gaussian then IAF steps).
         prior: ``"normal"`` or ``"maf"``.
         decoder: ``"bernoulli"`` (pixels binarized at half range) or ``"logistic"``.
@@ -87,7 +87,7 @@ class VAE(nn.Module):
         levels: int = 17,
         latent: int = 8,
         hidden: int = 256,
-        layers: int = 2,
+        hidden_layers: int = 2,
         posterior: str = "diag",
         prior: str = "normal",
         decoder: str = "bernoulli",
@@ -111,8 +111,9 @@ class VAE(nn.Module):
         self.data_dim, self.levels, self.latent = data_dim, levels, latent
         self.decoder_kind = decoder
         self.context_dim = context_dim if posterior == "iaf" else 0
-        self.encoder = MLP(data_dim, 2 * latent + self.context_dim, hidden, layers, activation="elu")
-        self.decoder = MLP(latent, data_dim * (2 if decoder == "logistic" else 1), hidden, layers, activation="elu")
+        self.encoder = MLP(data_dim, 2 * latent + self.context_dim, hidden, hidden_layers, activation="elu")
+        out = data_dim * (2 if decoder == "logistic" else 1)
+        self.decoder = MLP(latent, out, hidden, hidden_layers, activation="elu")
         self.flow = (
             build("iaf", dim=latent, layers=flow_layers, hidden=flow_hidden, context_dim=self.context_dim).transform
             if posterior == "iaf" else None

@@ -137,7 +137,7 @@ def _preprocessing_layer(spec: str | dict, event_shape: tuple[int, ...]) -> Tran
 _FORMAT1_DEFAULTS: dict[str, dict[str, Any]] = {
     "realnvp": {"dim": 2, "layers": 6, "hidden": 128, "hidden_layers": 2, "mask": "alternating",
                 "conditioner": "separate", "scale_bound": 1.0, "context_dim": 0, "base": "normal", "shape": None,
-                "scales": 2, "batch_norm": False},
+                "scales": 2, "blocks": 2, "batch_norm": False},
     "glow": {"shape": [1, 8, 8], "scales": 2, "layers": 8, "hidden": 128, "coupling": "affine",
              "permutation": "lu", "scale_bound": 2.0, "split_prior": True, "context_dim": 0, "base": "normal"},
     "maf": {"dim": 2, "layers": 5, "hidden": 128, "hidden_layers": 2, "permutation": "reverse", "batch_norm": False,
@@ -150,11 +150,19 @@ _FORMAT1_DEFAULTS: dict[str, dict[str, Any]] = {
 _FORMAT1_PREPROCESSING = {"logit": {"alpha": 0.05}}
 
 
+def _format1_names(name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Options renamed since format 1: image Real NVP's ResNet blocks were ``hidden_layers``, now ``blocks``."""
+    if name == "realnvp" and record.get("shape") is not None and "hidden_layers" in record:
+        return {"blocks": record["hidden_layers"], "hidden_layers": _FORMAT1_DEFAULTS["realnvp"]["hidden_layers"]}
+    return {}
+
+
 def upgrade_config(record: dict[str, Any]) -> dict[str, Any]:
     """A model record of any known format as a complete record of :data:`CONFIG_VERSION`.
 
-    Format 1 (no ``config_version``) gets the defaults of its time, so it builds
-    exactly the model it was saved as; other versions are refused with a message.
+    Format 1 (no ``config_version``) gets the defaults of its time and today's names
+    for renamed options, so it builds exactly the model it was saved as; other
+    versions are refused with a message.
     """
     version = record.get("config_version", 1)
     if version == CONFIG_VERSION:
@@ -170,7 +178,8 @@ def upgrade_config(record: dict[str, Any]) -> dict[str, Any]:
         {**_FORMAT1_PREPROCESSING.get(spec["type"], {}), **spec} if isinstance(spec, dict) else spec
         for spec in record.get("preprocess") or []
     ]
-    return {**_FORMAT1_DEFAULTS[name], **record, "preprocess": preprocess, "config_version": CONFIG_VERSION}
+    return {**_FORMAT1_DEFAULTS[name], **record, **_format1_names(name, record), "preprocess": preprocess,
+            "config_version": CONFIG_VERSION}
 
 
 def fit_preprocessing(flow: Flow, x: Tensor) -> Flow:
