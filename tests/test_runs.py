@@ -62,3 +62,10 @@ def test_the_lock_is_reentrant_in_one_process(tmp_path):
     with pytest.raises(RuntimeError), run.lock():
         raise RuntimeError("released on error too")
     assert not (tmp_path / "run" / LOCK_FILE).exists()
+
+
+def test_resume_names_the_command_of_another_run_kind(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--steps", "5", "--out", str(out)]) == 0
+    assert main(["vae", "--resume", str(out), "--quiet"]) == 2
+    assert f"holds a train run; continue it with `flowforge train --resume {out}`" in capsys.readouterr().err

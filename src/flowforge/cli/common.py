@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,13 @@ from ..data import Dataset, load_dataset
 from ..distributions import Flow
 from ..errors import ConfigError
 from ..training import distributed
-from ..training.checkpoint import atomic_write_text, load_flow
+from ..training.checkpoint import LAST_FILE, atomic_write_text, load_flow, read_metadata
 from ..training.run import Run
 
 __all__ = [
     "CLIError",
+    "new_run",
+    "resumable_run",
     "writing",
     "load_run",
     "run_dataset",
@@ -76,6 +79,29 @@ def resolve_device(name: str) -> torch.device:
 def writing(run: Run) -> AbstractContextManager[Run]:
     """Hold ``run``'s folder for the whole command (rank 0 under torchrun; the other ranks write nothing)."""
     return run.lock() if distributed.info().is_main else nullcontext(run)
+
+
+@contextmanager
+def new_run(out: Path, overwrite: bool) -> Iterator[Run]:
+    """Hold the folder ``out`` for a new run; refused when it holds a finished one, unless ``overwrite``."""
+    with writing(Run(out)) as run:
+        if run.model_file.exists() and not overwrite:
+            raise CLIError(f"{out} already holds a trained run; use --resume {out}, --overwrite, or another --out")
+        if overwrite and distributed.info().is_main:
+            run.clear()
+        yield run
+
+
+def resumable_run(path: Path, kind: str) -> tuple[Run, dict[str, Any]]:
+    """The run in ``path`` and the record of its last state, which must be a run of ``kind``."""
+    run = Run(path)
+    if not run.last_file.exists():
+        raise CLIError(f"{path}: nothing to resume (no {LAST_FILE})")
+    meta = read_metadata(run.last_file)
+    found = meta.get("run_kind", "train")
+    if found != kind:
+        raise CLIError(f"{path} holds a {found} run; continue it with `flowforge {found} --resume {path}`")
+    return run, meta
 
 
 def load_run(path: str | Path, device: str = "cpu") -> tuple[Flow, dict[str, Any]]:

@@ -11,15 +11,16 @@ import torch
 from ..inference.distill import distill, sampling_rate, student_like
 from ..models import build, model_options
 from ..training import evaluate_nll
-from ..training.checkpoint import LAST_FILE, read_metadata
 from ..training.run import Run
 from .common import (
     CLIError,
     add_device_arg,
     examples,
     load_run,
+    new_run,
     positive_float,
     positive_int,
+    resumable_run,
     run_dataset,
     writing,
 )
@@ -71,11 +72,7 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     options = {k: getattr(args, k) for k in ("layers", "hidden") if getattr(args, k) is not None}
     student = student_like(teacher, args.student, **options)
-    with writing(Run(args.out)) as run:
-        if run.model_file.exists() and not args.overwrite:
-            raise CLIError(f"{args.out} already holds a model; use --overwrite, --resume {args.out} or another --out")
-        if args.overwrite:
-            run.clear()
+    with new_run(args.out, args.overwrite) as run:
         record = {"data": meta.get("data", {}), "distilled_from": str(args.teacher)}
         result = distill(teacher, student, args.steps, batch_size=args.batch_size, lr=args.lr,
                          contexts=dataset.context["train"], progress=not args.quiet, seed=args.seed, out=run,
@@ -84,12 +81,7 @@ def run(args) -> int:
 
 
 def _resume(args) -> int:
-    run = Run(args.resume)
-    if not run.last_file.exists():
-        raise CLIError(f"{run.path}: nothing to resume (no {LAST_FILE})")
-    meta = read_metadata(run.last_file)
-    if meta.get("run_kind") != "distill":
-        raise CLIError(f"{run.path} holds a {meta.get('run_kind', 'train')} run; resume it with its own command")
+    run, meta = resumable_run(args.resume, "distill")
     teacher, teacher_meta = load_run(meta["distilled_from"], args.device)
     dataset = run_dataset(teacher_meta, None)
     model = dict(meta["model"])

@@ -10,9 +10,18 @@ import torch
 from ..inference.targets import available_targets, make_target
 from ..inference.vi import fit_target
 from ..models import build, model_options
-from ..training.checkpoint import LAST_FILE, read_metadata
 from ..training.run import Run
-from .common import CLIError, add_device_arg, examples, positive_float, positive_int, resolve_device, writing
+from .common import (
+    CLIError,
+    add_device_arg,
+    examples,
+    new_run,
+    positive_float,
+    positive_int,
+    resolve_device,
+    resumable_run,
+    writing,
+)
 
 
 def add_parser(sub) -> None:
@@ -67,23 +76,14 @@ def run(args) -> int:
         raise CLIError(f"--anneal must be between 0 and --steps ({args.steps}), got {anneal}")
     torch.manual_seed(args.seed)
     flow = build(args.model, dim=target.dim, layers=args.layers, hidden=args.hidden).to(resolve_device(args.device))
-    with writing(Run(args.out)) as run:
-        if run.model_file.exists() and not args.overwrite:
-            raise CLIError(f"{args.out} already holds a run; use --resume {args.out}, --overwrite, or another --out")
-        if args.overwrite:
-            run.clear()
+    with new_run(args.out, args.overwrite) as run:
         result = fit_target(flow, target, steps=args.steps, batch_size=args.batch_size, lr=args.lr, anneal=anneal,
                             eval_samples=args.eval_samples, seed=args.seed, progress=not args.quiet, out=run)
         return _finish(args, run, flow, target, result)
 
 
 def _resume(args) -> int:
-    run = Run(args.resume)
-    if not run.last_file.exists():
-        raise CLIError(f"{run.path}: nothing to resume (no {LAST_FILE})")
-    meta = read_metadata(run.last_file)
-    if meta.get("run_kind") != "fit-target":
-        raise CLIError(f"{run.path} holds a {meta.get('run_kind', 'train')} run; resume it with its own command")
+    run, meta = resumable_run(args.resume, "fit-target")
     target, options, config = make_target(meta["target"]), meta["objective"], meta["train_config"]
     model = dict(meta["model"])
     flow = build(model.pop("name"), **model).to(resolve_device(args.device))

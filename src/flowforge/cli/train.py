@@ -13,18 +13,18 @@ import torch
 from ..data import datasets_taking
 from ..models import build, model_options
 from ..training import TrainConfig, distributed, fit
-from ..training.checkpoint import LAST_FILE, read_metadata
 from ..training.recipes import build_for_data, recipe
-from ..training.run import Run
 from .common import (
     CLIError,
     add_device_arg,
     data_options,
     examples,
     load_data,
+    new_run,
     positive_float,
     positive_int,
     resolve_device,
+    resumable_run,
     writing,
 )
 from .plot import write_run_plots
@@ -131,20 +131,13 @@ def _train(args) -> int:
     config = _train_config(args, recipe(args.model, dataset.kind)["train"])
     torch.manual_seed(config.seed)  # initial weights follow --seed
     flow = build_for_data(args.model, dataset, **_model_options(args))
-    with writing(Run(out)) as run:
-        if run.model_file.exists() and not args.overwrite:
-            raise CLIError(f"{out} already holds a trained run; use --resume {out}, --overwrite, or another --out")
-        if args.overwrite:
-            run.clear()
+    with new_run(out, args.overwrite) as run:
         result = fit(flow, dataset, config, out=run)
         return _finish(args, out, flow, dataset, result.summary)
 
 
 def _resume(args) -> int:
-    run = Run(args.resume)
-    if not run.last_file.exists():
-        raise CLIError(f"{run.path}: nothing to resume (no {LAST_FILE})")
-    meta = read_metadata(run.last_file)
+    run, meta = resumable_run(args.resume, "train")
     model = dict(meta["model"])
     dataset = load_data(meta["data"]["name"], **data_options(meta))
     config = _train_config(args, meta["train_config"])

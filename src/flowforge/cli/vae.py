@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 
 from ..inference.vae import VAE, fit_vae
-from ..training.checkpoint import LAST_FILE, read_metadata
 from ..training.run import Run
 from .common import (
     CLIError,
@@ -17,9 +16,11 @@ from .common import (
     data_options,
     examples,
     load_data,
+    new_run,
     positive_float,
     positive_int,
     resolve_device,
+    resumable_run,
     writing,
 )
 
@@ -77,23 +78,14 @@ def run(args) -> int:
         math.prod(dataset.event_shape), levels=dataset.levels, latent=args.latent, hidden=args.hidden,
         posterior=args.posterior, prior=args.prior, decoder=args.decoder, flow_layers=args.flow_layers,
     ).to(resolve_device(args.device))
-    with writing(Run(args.out)) as run:
-        if run.model_file.exists() and not args.overwrite:
-            raise CLIError(f"{args.out} already holds a run; use --resume {args.out}, --overwrite, or another --out")
-        if args.overwrite:
-            run.clear()
+    with new_run(args.out, args.overwrite) as run:
         result = fit_vae(vae, dataset, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          k=args.k, progress=not args.quiet, out=run)
         return _finish(args, run, vae, dataset, result.summary)
 
 
 def _resume(args) -> int:
-    run = Run(args.resume)
-    if not run.last_file.exists():
-        raise CLIError(f"{run.path}: nothing to resume (no {LAST_FILE})")
-    meta = read_metadata(run.last_file)
-    if meta.get("run_kind") != "vae":
-        raise CLIError(f"{run.path} holds a {meta.get('run_kind', 'train')} run; resume it with its own command")
+    run, meta = resumable_run(args.resume, "vae")
     dataset = load_data(meta["data"]["name"], **data_options(meta))
     vae = VAE.from_config(meta["model"]).to(resolve_device(args.device))
     config = meta["train_config"]
