@@ -23,7 +23,7 @@ def _lock(folder, pid):
 
 def test_two_trainings_into_one_folder_one_is_refused(tmp_path):
     out = str(tmp_path / "run")
-    procs = [subprocess.Popen([sys.executable, "-m", "flowforge", *TRAIN, "--steps", "300", "--seed", str(seed),
+    procs = [subprocess.Popen([sys.executable, "-m", "flowforge", *TRAIN, "--steps", "100", "--seed", str(seed),
                                "--out", out], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for seed in (0, 1)]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
