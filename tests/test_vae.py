@@ -81,3 +81,10 @@ def test_cli_vae(tmp_path):
     assert isinstance(vae, VAE) and vae.config["prior"] == "maf" and vae.config["latent"] == 2
     assert vae.evaluate(load_dataset("digits").test[:20], k=2)["elbo"] < 0
     assert main(["vae", "--data", "moons", "--out", str(out)]) == 2  # not quantized
+
+
+def test_commands_for_flows_refuse_a_vae_run_by_name(tmp_path, capsys):
+    ff.save(tiny().float(), tmp_path / "run")
+    assert main(["evaluate", str(tmp_path / "run")]) == 2
+    assert "holds a vae model, not a flow; rebuild it with flowforge.load" in capsys.readouterr().err
+    assert isinstance(ff.load(tmp_path / "run"), VAE)

@@ -197,7 +197,11 @@ def load_flow(path: str | Path, map_location: str | torch.device = "cpu") -> tup
     The model is rebuilt from the checkpoint's own config, checked against the
     stored tensors (names and shapes) before any weight is used, then loaded.
     """
-    return load_module(path, map_location)
+    return load_module(path, map_location, {"vae": _not_a_flow})
+
+
+def _not_a_flow(record: dict[str, Any]) -> nn.Module:
+    raise ConfigError(f"it holds a {record['name']} model, not a flow; rebuild it with flowforge.load")
 
 
 def load_module(
