@@ -111,3 +111,10 @@ def test_warmup_then_cosine_schedule():
 def test_bad_config_is_refused(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value}).validate()
+
+
+def test_callbacks_see_every_evaluation(moons):
+    seen = []
+    fit(small_flow(), moons, TrainConfig(steps=20, eval_every=10, progress=False),
+        callbacks=[lambda row, flow: seen.append((row["step"], row["val_nll"]))])
+    assert [s for s, _ in seen] == [10, 20] and all(math.isfinite(v) for _, v in seen)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,10 @@ from .checkpoint import (
 from .objectives import MaximumLikelihood, Objective, nll_loss
 from .run import Run
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingError", "fit", "nll_loss", "train"]
+__all__ = ["EvalCallback", "TrainConfig", "TrainResult", "TrainingError", "fit", "nll_loss", "train"]
+
+#: Called after each evaluation with the metrics row and the module it scored (e.g. a TensorBoard logger).
+EvalCallback = Callable[[dict[str, Any], nn.Module], None]
 
 RUN_FIELDS = ["step", "train_loss"]
 STEP_FIELDS = ["lr", "grad_norm", "skipped_steps", "elapsed_s"]
@@ -143,6 +147,7 @@ def fit(
     loss=nll_loss,
     resume: bool = False,
     meta: dict[str, Any] | None = None,
+    callbacks: Sequence[EvalCallback] = (),
 ) -> TrainResult:
     """Train ``flow`` on ``dataset.train`` by maximum likelihood, validating on ``dataset.val``
     (:class:`~flowforge.training.objectives.MaximumLikelihood` on :func:`train`).
@@ -150,7 +155,7 @@ def fit(
     ``loss(model, x, context)`` gets the module to call (the DDP wrapper under
     torchrun, whose call is ``flow.log_prob``).
     """
-    return train(MaximumLikelihood(flow, dataset, loss), config, out, resume, meta)
+    return train(MaximumLikelihood(flow, dataset, loss), config, out, resume, meta, callbacks)
 
 
 def train(
@@ -159,6 +164,7 @@ def train(
     out: str | Path | Run | None = None,
     resume: bool = False,
     meta: dict[str, Any] | None = None,
+    callbacks: Sequence[EvalCallback] = (),
 ) -> TrainResult:
     """Minimize ``objective`` with Adam.
 
@@ -166,12 +172,14 @@ def train(
     (best validation weights), ``last.safetensors`` (resume state),
     ``metrics.csv`` and ``summary.json``; ``resume=True`` continues from
     ``out/last.safetensors`` exactly. Under ``torchrun`` (an initialized process
-    group) the module is wrapped in DDP and only rank 0 writes.
+    group) the module is wrapped in DDP and only rank 0 writes. Each of
+    ``callbacks`` is called as ``callback(row, module)`` after every evaluation
+    (rank 0 only), ``row`` being the new ``metrics.csv`` row.
 
     Returns:
         :class:`TrainResult`; ``objective.module`` ends holding the best validation weights.
     """
-    training = _Training(objective, config or TrainConfig(), out, meta)
+    training = _Training(objective, config or TrainConfig(), out, meta, callbacks)
     if not training.writes:
         return training.run(resume)
     with training.folder.lock():
@@ -181,9 +189,9 @@ def train(
 class _Training:
     """State of one call of :func:`train`."""
 
-    def __init__(self, objective: Objective, config: TrainConfig, out, meta):
+    def __init__(self, objective: Objective, config: TrainConfig, out, meta, callbacks: Sequence[EvalCallback]):
         config.validate()
-        self.objective, self.config = objective, config
+        self.objective, self.config, self.callbacks = objective, config, list(callbacks)
         self.module = objective.module
         self.dist = distributed.info()
         if self.dist.active and not objective.distributed:
@@ -300,6 +308,9 @@ class _Training:
             self.evals_since_best += 1
         if self.writes:
             self.folder.write_metrics(self.history, self.fields)
+        if self.dist.is_main:
+            for callback in self.callbacks:
+                callback(row, self.scored)  # the weights the row scored (the average, with EMA)
         return row
 
     def run(self, resume: bool) -> TrainResult:
