@@ -34,7 +34,7 @@ from ..distributions import Flow
 from ..errors import ConfigError
 from ..mode import in_mode
 from ..models import build
-from ..training import TrainConfig, train
+from ..training import Run, TrainConfig, train
 from ..training.objectives import Objective
 from ..transforms import Compose
 
@@ -170,7 +170,7 @@ def distill(
     eval_samples: int = 4096,
     progress: bool = False,
     seed: int = 0,
-    out: str | Path | None = None,
+    out: str | Path | Run | None = None,
     resume: bool = False,
     record: dict[str, Any] | None = None,
 ) -> DistillResult:

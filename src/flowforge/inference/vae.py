@@ -36,7 +36,7 @@ from ..errors import ConfigError, DataError
 from ..mode import in_mode
 from ..models import CONFIG_VERSION, build
 from ..nets import MLP
-from ..training import TrainConfig, TrainResult, train
+from ..training import Run, TrainConfig, TrainResult, train
 from ..training.objectives import DataBatches, Objective
 
 __all__ = ["ELBO", "VAE", "discretized_logistic_log_prob", "fit_vae"]
@@ -294,7 +294,7 @@ def fit_vae(
     seed: int = 0,
     k: int = 1000,
     progress: bool = False,
-    out: str | Path | None = None,
+    out: str | Path | Run | None = None,
     resume: bool = False,
 ) -> TrainResult:
     """Maximize the single-sample ELBO on mini-batches of ``dataset.train`` (:class:`ELBO` on

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ..distributions import Flow
 from ..errors import ConfigError
 from ..mode import in_mode
-from ..training import TrainConfig, train
+from ..training import Run, TrainConfig, train
 from ..training.objectives import Objective
 from .targets import Target, as_target
 
@@ -223,7 +223,7 @@ def fit_target(
     eval_samples: int = 100_000,
     seed: int = 0,
     progress: bool = False,
-    out: str | Path | None = None,
+    out: str | Path | Run | None = None,
     resume: bool = False,
 ) -> VIResult:
     """Fit ``flow`` to ``p = p~ / Z`` by minimizing reverse KL, then estimate ``log Z``
