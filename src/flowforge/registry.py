@@ -1,4 +1,4 @@
-"""``Registry``: names -> factories, shared by models, preprocessing and VI targets.
+"""``Registry``: names -> factories, shared by models, preprocessing, data sets and VI targets.
 
 A factory registers under a name once; looking up an unknown name is a
 :class:`~flowforge.errors.ConfigError` listing the names there are, and

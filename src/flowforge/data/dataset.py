@@ -5,7 +5,6 @@ already split into train / validation / test with fixed seeds.
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 from torch import Tensor
 
 from ..errors import DataError
+from ..registry import Registry
 
 __all__ = [
     "Dataset", "DataError", "register_dataset", "load_dataset", "available_datasets", "datasets_taking", "SPLITS",
@@ -78,26 +78,21 @@ class Dataset:
         }
 
 
-_DATASETS: dict[str, Callable[..., Dataset]] = {}
+DATASETS: Registry[Callable[..., Dataset]] = Registry("data set")
 
 
 def register_dataset(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
     """Decorator: make ``loader(**options) -> Dataset`` loadable as ``load_dataset(name)``."""
-
-    def deco(loader: Callable[..., Dataset]) -> Callable[..., Dataset]:
-        _DATASETS[name] = loader
-        return loader
-
-    return deco
+    return DATASETS.register(name)
 
 
 def available_datasets() -> list[str]:
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def datasets_taking(option: str) -> list[str]:
     """Built-in data sets whose loader accepts the keyword ``option`` (e.g. ``"path"``)."""
-    return sorted(n for n, loader in _DATASETS.items() if option in inspect.signature(loader).parameters)
+    return [name for name in DATASETS.names() if option in DATASETS.options(name)]
 
 
 def load_dataset(name_or_path: str | Path, **options: Any) -> Dataset:
@@ -107,13 +102,13 @@ def load_dataset(name_or_path: str | Path, **options: Any) -> Dataset:
     context), ``val_fraction``, ``test_fraction``, ``seed``.
     """
     key = str(name_or_path)
-    if key in _DATASETS:
-        return _DATASETS[key](**options)
+    if key in DATASETS:
+        return DATASETS[key](**options)
     from .tabular import TABULAR_SUFFIXES, load_table
 
     path = Path(key)
     if path.is_dir():  # a folder of images (one sub-folder per class, optional)
-        return _DATASETS["image-folder"](path=path, **options)
+        return DATASETS["image-folder"](path=path, **options)
     if path.suffix.lower() in TABULAR_SUFFIXES or path.exists():
         return load_table(path, **options)
     raise DataError(
