@@ -69,3 +69,22 @@ def test_resume_names_the_command_of_another_run_kind(tmp_path, capsys):
     assert main([*TRAIN, "--steps", "5", "--out", str(out)]) == 0
     assert main(["vae", "--resume", str(out), "--quiet"]) == 2
     assert f"holds a train run; continue it with `flowforge train --resume {out}`" in capsys.readouterr().err
+
+
+def test_a_run_started_from_python_records_what_it_read(tmp_path, capsys):
+    """The data layer records its options, so the CLI reloads a Python run's data the same way."""
+    import numpy as np
+    import torch
+
+    import flowforge as ff
+
+    table = tmp_path / "t.csv"
+    rows = np.random.default_rng(0).normal(size=(200, 3))
+    np.savetxt(table, rows, delimiter=",", header="a,b,c", comments="")
+    data = ff.data.load_dataset(table, context_cols=["c"])
+    torch.manual_seed(0)
+    flow = ff.models.build("realnvp", dim=2, layers=2, hidden=8, context_dim=1)
+    ff.training.fit(flow, data, ff.training.TrainConfig(steps=5, progress=False), out=tmp_path / "run")
+    assert read_metadata(tmp_path / "run" / "model.safetensors")["data"]["context_cols"] == ["c"]
+    assert main(["evaluate", str(tmp_path / "run"), "--data", str(table), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 200

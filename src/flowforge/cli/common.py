@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..data import Dataset, load_dataset
+from ..data import RECORDED_OPTIONS, Dataset, load_dataset
 from ..distributions import Flow
 from ..errors import ConfigError
 from ..training import distributed
@@ -120,23 +120,12 @@ def run_dataset(meta: dict[str, Any], data: str | None) -> Dataset:
     return load_dataset(name, **data_options(meta, same_data=name == trained_on))
 
 
-#: Loader options a run records in its metadata (``Dataset.info``) so that later commands reload the same data.
-RECORDED_OPTIONS = ("context_cols", "path")
-
-
 def data_options(meta: dict[str, Any], same_data: bool = True) -> dict[str, Any]:
     """Loader options recorded with the run: CSV context columns, and (for the
     run's own data set only, ``same_data``) the files of a built-in image set."""
     recorded = meta.get("data", {})
     keys = RECORDED_OPTIONS if same_data else ("context_cols",)
     return {k: recorded[k] for k in keys if recorded.get(k)}
-
-
-def load_data(name: str, **options: Any) -> Dataset:
-    """``load_dataset`` that records its options in ``Dataset.info`` (hence in checkpoints)."""
-    dataset = load_dataset(name, **options)
-    dataset.info.update({k: options[k] for k in RECORDED_OPTIONS if options.get(k)})
-    return dataset
 
 
 def write_json(path: str | Path, obj: Any) -> None:

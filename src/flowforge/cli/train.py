@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..data import datasets_taking
+from ..data import datasets_taking, load_dataset
 from ..models import build, model_options
 from ..training import TrainConfig, distributed, fit
 from ..training.recipes import build_for_data, recipe
@@ -19,7 +19,6 @@ from .common import (
     add_device_arg,
     data_options,
     examples,
-    load_data,
     new_run,
     positive_float,
     positive_int,
@@ -126,7 +125,7 @@ def _train(args) -> int:
             raise CLIError(f"--data-path is for the built-in sets read from files ({', '.join(takes_path)}); "
                            "give a file of your own as --data instead")
         options["path"] = str(args.data_path.expanduser().resolve())
-    dataset = load_data(args.data, **options)
+    dataset = load_dataset(args.data, **options)
     out = args.out or Path("runs") / f"{Path(str(args.data)).stem}-{args.model}"
     config = _train_config(args, recipe(args.model, dataset.kind)["train"])
     torch.manual_seed(config.seed)  # initial weights follow --seed
@@ -139,7 +138,7 @@ def _train(args) -> int:
 def _resume(args) -> int:
     run, meta = resumable_run(args.resume, "train")
     model = dict(meta["model"])
-    dataset = load_data(meta["data"]["name"], **data_options(meta))
+    dataset = load_dataset(meta["data"]["name"], **data_options(meta))
     config = _train_config(args, meta["train_config"])
     flow = build(model.pop("name"), **model)
     with writing(run):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..data import load_dataset
 from ..inference.vae import VAE, fit_vae
 from ..training.run import Run
 from .common import (
@@ -15,7 +16,6 @@ from .common import (
     add_device_arg,
     data_options,
     examples,
-    load_data,
     new_run,
     positive_float,
     positive_int,
@@ -70,7 +70,7 @@ def run(args) -> int:
         return _resume(args)
     if args.out is None:
         raise CLIError("give --out (or --resume RUN)")
-    dataset = load_data(args.data)
+    dataset = load_dataset(args.data)
     if dataset.levels is None:
         raise CLIError(f"the VAE models quantized data; {dataset.name!r} is continuous (no pixel levels)")
     torch.manual_seed(args.seed)
@@ -86,7 +86,7 @@ def run(args) -> int:
 
 def _resume(args) -> int:
     run, meta = resumable_run(args.resume, "vae")
-    dataset = load_data(meta["data"]["name"], **data_options(meta))
+    dataset = load_dataset(meta["data"]["name"], **data_options(meta))
     vae = VAE.from_config(meta["model"]).to(resolve_device(args.device))
     config = meta["train_config"]
     with writing(run):

@@ -1,6 +1,7 @@
 """Data: toy 2-D sets, user tables, image sets, dequantization and validation."""
 from . import images, toy  # noqa: F401  (register digits, mnist, ...; moons, circles, 8gaussians, checkerboard)
 from .dataset import (
+    RECORDED_OPTIONS,
     SPLITS,
     DataError,
     Dataset,
@@ -13,6 +14,7 @@ from .dequantize import dequantize
 from .toy import toy_log_density
 
 __all__ = [
+    "RECORDED_OPTIONS",
     "SPLITS",
     "DataError",
     "Dataset",

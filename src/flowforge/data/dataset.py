@@ -16,7 +16,8 @@ from ..errors import DataError
 from ..registry import Registry
 
 __all__ = [
-    "Dataset", "DataError", "register_dataset", "load_dataset", "available_datasets", "datasets_taking", "SPLITS",
+    "Dataset", "DataError", "RECORDED_OPTIONS", "register_dataset", "load_dataset", "available_datasets",
+    "datasets_taking", "SPLITS",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -95,13 +96,27 @@ def datasets_taking(option: str) -> list[str]:
     return [name for name in DATASETS.names() if option in DATASETS.options(name)]
 
 
+#: Loader options a data set records in ``Dataset.info`` (hence in every run that reads it), so that later
+#: commands and ``--resume`` reload the same data whether the run started from Python or the command line.
+RECORDED_OPTIONS = ("context_cols", "path")
+
+
 def load_dataset(name_or_path: str | Path, **options: Any) -> Dataset:
     """A built-in data set by name, a user file (``.csv``, ``.npy``, ``.npz``) or a folder of images.
 
     File options: ``context_cols`` (CSV column names or indices used as the
-    context), ``val_fraction``, ``test_fraction``, ``seed``.
+    context), ``val_fraction``, ``test_fraction``, ``seed``. The options in
+    :data:`RECORDED_OPTIONS` are recorded in ``Dataset.info`` (a ``path`` as an absolute path).
     """
-    key = str(name_or_path)
+    dataset = _load(str(name_or_path), options)
+    for key in RECORDED_OPTIONS:  # what the loader resolved itself wins
+        if options.get(key):
+            value = options[key]
+            dataset.info.setdefault(key, str(Path(value).expanduser().resolve()) if key == "path" else value)
+    return dataset
+
+
+def _load(key: str, options: dict[str, Any]) -> Dataset:
     if key in DATASETS:
         return DATASETS[key](**options)
     from .tabular import TABULAR_SUFFIXES, load_table
