@@ -193,8 +193,7 @@ def distill(
     if steps == 0:
         return DistillResult(**objective.scores(student))
     config = TrainConfig(steps=steps, lr=lr, schedule="cosine", clip_grad=clip_grad, seed=seed,
-                         eval_every=max(steps // 20, 1), progress=progress,
-                         device=str(next(student.parameters()).device))
+                         eval_every=max(steps // 20, 1), progress=progress)
     frozen = [(p, p.requires_grad) for p in teacher.parameters()]
     for p, _ in frozen:
         p.requires_grad_(False)

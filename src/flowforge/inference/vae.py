@@ -135,8 +135,9 @@ class VAE(nn.Module):
     # -- data ------------------------------------------------------------------------------
 
     def prepare(self, x: Tensor) -> Tensor:
-        """Flattened decoder targets: integers in ``[0, levels - 1]`` (logistic) or ``{0, 1}`` (Bernoulli)."""
-        x = x.reshape(x.shape[0], -1).to(self.encoder[0].weight.dtype)
+        """Flattened decoder targets: integers in ``[0, levels - 1]`` (logistic) or ``{0, 1}`` (Bernoulli),
+        in the VAE's dtype and on its device."""
+        x = x.reshape(x.shape[0], -1).to(self.encoder[0].weight)
         if x.shape[1] != self.data_dim:
             raise DataError(f"expected {self.data_dim} values per example, got a batch of shape {tuple(x.shape)}")
         if self.decoder_kind == "bernoulli":
@@ -256,7 +257,7 @@ class ELBO(Objective):
         self.module, self.dataset, self.k = vae, dataset, k
 
     def setup(self, device: torch.device, batch_size: int | None, seed: int) -> None:
-        self.batches = DataBatches(self.module.prepare(self.dataset.train.to(device)), None, batch_size, seed)
+        self.batches = DataBatches(self.module.prepare(self.dataset.train), None, batch_size, seed)
 
     def loss(self, model: nn.Module, step: int) -> Tensor:
         return -model(self.batches.next()[0]).mean()
@@ -264,10 +265,10 @@ class ELBO(Objective):
     def validate(self, module: nn.Module) -> dict[str, float]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(1234)
-            return {"val_neg_elbo": -module.evaluate(self.dataset.val.to(_device(module)), k=1)["elbo"]}
+            return {"val_neg_elbo": -module.evaluate(self.dataset.val, k=1)["elbo"]}
 
     def scores(self, module: nn.Module) -> dict[str, Any]:
-        test = module.evaluate(self.dataset.test.to(_device(module)), k=self.k)
+        test = module.evaluate(self.dataset.test, k=self.k)
         return {"test_elbo": test["elbo"], "test_iw_loglik": test["iw_loglik"], "k": self.k,
                 "unit": "nats per example", "n_test": int(self.dataset.test.shape[0])}
 
@@ -279,10 +280,6 @@ class ELBO(Objective):
 
     def load_rng_state(self, tensors: dict[str, Tensor], scalars: dict[str, Any]) -> None:
         self.batches.load_state(tensors, scalars)
-
-
-def _device(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
 
 
 def fit_vae(
@@ -303,5 +300,5 @@ def fit_vae(
     ELBO and IW bound, ``result.losses`` the ``-ELBO`` of every step (nats per example).
     """
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, schedule="cosine", clip_grad=100.0, seed=seed,
-                         eval_every=max(steps // 20, 1), progress=progress, device=str(_device(vae)))
+                         eval_every=max(steps // 20, 1), progress=progress)
     return train(ELBO(vae, dataset, k), config, out, resume)

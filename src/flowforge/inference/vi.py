@@ -259,12 +259,7 @@ def fit_target(
         raise ConfigError(f"anneal must be between 0 and steps ({steps}), got {anneal}")
     objective = ReverseKL(flow, log_unnormalized_density, batch_size, anneal, eval_samples=eval_samples)
     config = TrainConfig(steps=steps, lr=lr, schedule="cosine", clip_grad=clip_grad, seed=seed,
-                         eval_every=max(steps // 20, 1), progress=progress, device=str(_device(flow)))
+                         eval_every=max(steps // 20, 1), progress=progress)
     result = train(objective, config, out, resume)
     fields = {f.name for f in dataclasses.fields(VIResult)}
     return VIResult(**{k: v for k, v in result.summary.items() if k in fields}, losses=result.losses)
-
-
-def _device(module: nn.Module) -> torch.device:
-    param = next(module.parameters(), None)
-    return torch.device("cpu") if param is None else param.device

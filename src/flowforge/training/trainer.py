@@ -65,7 +65,7 @@ class TrainConfig:
         patience: stop after this many evaluations without improvement (None = never).
         clip_grad: max gradient norm (None = no clipping).
         max_nonfinite: stop after this many non-finite steps in a row.
-        device: torch device string.
+        device: torch device string; None: the module's own device.
         progress: show a progress bar.
     """
 
@@ -82,7 +82,7 @@ class TrainConfig:
     patience: int | None = None
     clip_grad: float | None = None
     max_nonfinite: int = 20
-    device: str = "cpu"
+    device: str | None = None
     progress: bool = True
 
     def validate(self) -> None:
@@ -198,7 +198,8 @@ class _Training:
             raise ConfigError(f"the {objective.kind} objective does not run under torchrun; start it as one process")
         self.folder = None if out is None else out if isinstance(out, Run) else Run(out)
         self.writes = self.folder is not None and self.dist.is_main
-        self.device = torch.device(config.device)
+        own = next(self.module.parameters(), torch.empty(0)).device
+        self.device = own if config.device is None else torch.device(config.device)
         self.module.to(self.device)
         objective.setup(self.device, config.batch_size, config.seed)
         self.params = [p for p in self.module.parameters() if p.requires_grad]
