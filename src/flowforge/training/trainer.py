@@ -263,7 +263,19 @@ class _Run:
         if self.flow.transform.is_data_dependent:
             xb, cb = self.global_batch()
             self.flow.transform.initialize(xb, cb)
+        if hasattr(self.flow.base, "fit"):
+            self.fit_base()
         self.start_averaging(None)
+
+    @torch.no_grad()
+    def fit_base(self, max_rows: int = 50_000) -> None:
+        """A data-initialized base (Gaussian mixture) is fitted once on the latents of (a seeded
+        subsample of ``max_rows``) training rows."""
+        n = self.train_x.shape[0]
+        rows = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed))[:max_rows]
+        x = as_model_input(self.flow, self.train_x[rows.to(self.device)])
+        c = None if self.train_c is None else self.train_c[rows.to(self.device)]
+        self.flow.base.fit(self.flow.encode(x, c), seed=self.config.seed)
 
     def save_last(self) -> None:
         if not self.writes:
