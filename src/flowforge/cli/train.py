@@ -13,7 +13,7 @@ import torch
 from ..data import datasets_taking, load_dataset
 from ..models import build, model_options
 from ..training import TrainConfig, distributed, fit
-from ..training.recipes import build_for_data, recipe
+from ..training.recipes import DEFAULT_MODELS, build_for_data, train_defaults
 from .common import (
     CLIError,
     add_device_arg,
@@ -32,11 +32,12 @@ from .plot import write_run_plots
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train a flow (no arguments: Real NVP on two moons)",
+        help="train a flow (no arguments: a spline flow on two moons)",
         description="Train a flow by exact maximum likelihood. Writes OUT/model.safetensors (best validation "
         "weights + config), OUT/last.safetensors (resume state), OUT/metrics.csv, OUT/summary.json and pictures.",
         epilog=examples(
-            "flowforge train                                   # the demo: Real NVP on two moons",
+            "flowforge train                                   # the demo: a spline flow (nsf) on two moons",
+            "flowforge train --data my_table.csv --out runs/mine   # defaults for tables: nsf, scaled steps",
             "flowforge train --data moons --model realnvp --steps 3000 --out runs/moons",
             "flowforge train --data my_table.csv --model realnvp --out runs/mine",
             "flowforge train --data table.csv --context-cols y --out runs/cond   # conditional on column y",
@@ -46,7 +47,7 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", default="moons", help="built-in data set name or a .csv/.npy/.npz file (default: moons)")
-    p.add_argument("--model", default="realnvp", help="model name (default: realnvp)")
+    p.add_argument("--model", help="model name (default: nsf for vectors and tables, realnvp for images)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<data>-<model>)")
     p.add_argument("--steps", type=positive_int, help="optimizer steps (default: from the model's recipe)")
     p.add_argument("--batch-size", type=positive_int, help="examples per step (default: recipe; full batch for toys)")
@@ -63,6 +64,8 @@ def add_parser(sub) -> None:
                    help="write last.safetensors every N steps (default: at evals)")
     p.add_argument("--max-nonfinite", type=positive_int, help="stop after N non-finite steps in a row (default: 20)")
     p.add_argument("--schedule", choices=["constant", "cosine"], help="learning-rate schedule")
+    p.add_argument("--warmup", type=int, help="steps of linear learning-rate warm-up (default: recipe)")
+    p.add_argument("--ema", type=float, help="decay of the weights' moving average, 0 for none (default: recipe)")
     p.add_argument("--context-cols", help="comma-separated CSV columns to condition on (conditional flow)")
     p.add_argument("--data-path", type=Path, metavar="PATH",
                    help="files of a built-in image set (mnist, fashion-mnist, cifar10, image-folder): a folder or "
@@ -96,10 +99,14 @@ def _train_config(args, base: dict[str, Any]) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in base.items() if k in names}
     keys = ("steps", "batch_size", "lr", "seed", "eval_every", "patience", "clip_grad", "schedule",
-            "checkpoint_every", "max_nonfinite")
+            "checkpoint_every", "max_nonfinite", "warmup", "ema")
     for key in keys:
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
+    if args.resume is None and args.steps is not None and args.warmup is None:  # a proportionate warm-up
+        values["warmup"] = min(values.get("warmup", 0), args.steps // 10)
+    if values.get("ema") == 0:
+        values["ema"] = None
     values["device"] = str(resolve_device(args.device))
     values["progress"] = not args.quiet
     return TrainConfig(**values)
@@ -115,7 +122,8 @@ def run(args) -> int:
 
 
 def _train(args) -> int:
-    model_options(args.model)  # an unknown name fails before any data are loaded
+    if args.model is not None:
+        model_options(args.model)  # an unknown name fails before any data are loaded
     options: dict[str, Any] = {}
     if args.context_cols:
         options["context_cols"] = [c.strip() for c in args.context_cols.split(",")]
@@ -126,8 +134,9 @@ def _train(args) -> int:
                            "give a file of your own as --data instead")
         options["path"] = str(args.data_path.expanduser().resolve())
     dataset = load_dataset(args.data, **options)
+    args.model = args.model or DEFAULT_MODELS[dataset.kind]
     out = args.out or Path("runs") / f"{Path(str(args.data)).stem}-{args.model}"
-    config = _train_config(args, recipe(args.model, dataset.kind)["train"])
+    config = _train_config(args, train_defaults(args.model, dataset))
     torch.manual_seed(config.seed)  # initial weights follow --seed
     flow = build_for_data(args.model, dataset, **_model_options(args))
     with new_run(out, args.overwrite) as run:

@@ -47,6 +47,7 @@ def nsf(
     residual: bool = False,
     context_dim: int = 0,
     base: str = "normal",
+    components: int = 8,
     seed: int = 0,
 ) -> Flow:
     """Neural spline flow on ``(B, dim)`` vectors.
@@ -64,7 +65,9 @@ def nsf(
         mixing: ``"lu"`` for a learned LU linear layer between spline layers, or ``"none"``.
         residual: residual connections between the MADE's hidden layers (autoregressive only).
         context_dim: width of a conditioning vector, 0 for none.
-        base: ``"normal"``, ``"logistic"`` or ``"diag_normal"``.
+        base: ``"normal"``, ``"logistic"``, ``"diag_normal"`` or ``"gmm"`` (a learnable
+            Gaussian mixture, initialized by EM on the training data when training starts).
+        components: mixture components of the ``"gmm"`` base.
         seed: seed of the random permutations.
     """
     spline = partial(RQSplineMap, bins, tail_bound)
@@ -78,7 +81,7 @@ def nsf(
     else:
         transform = _coupling_stack(dim, layers, hidden, hidden_layers, permutation, residual, spline, context_dim,
                                     seed, between)
-    return Flow(transform, make_base(base, (dim,)), context_dim=context_dim)
+    return Flow(transform, make_base(base, (dim,), components), context_dim=context_dim)
 
 
 def _coupling_stack(

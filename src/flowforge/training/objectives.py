@@ -112,8 +112,9 @@ class MaximumLikelihood(Objective):
     """``mean_i -log p(x_i | c_i)`` on mini-batches of ``dataset.train`` (dequantized when quantized);
     validation NLL (and bits/dim) on ``dataset.val``.
 
-    On a fresh start the flow's preprocessing is fitted on the training split and
-    data-dependent layers (ActNorm) are initialized on the first batch. Under
+    On a fresh start the flow's preprocessing is fitted on the training split,
+    data-dependent layers (ActNorm) are initialized on the first batch and a base
+    with a ``fit`` (Gaussian mixture) is fitted on the training latents. Under
     torchrun each global batch is sharded over the ranks.
     """
 
@@ -126,6 +127,7 @@ class MaximumLikelihood(Objective):
         self.dist = distributed.info()
 
     def setup(self, device: torch.device, batch_size: int | None, seed: int) -> None:
+        self.seed = seed
         param = next(self.module.parameters(), None)
         dtype = torch.get_default_dtype() if param is None else param.dtype
         c = self.dataset.context["train"]
@@ -138,6 +140,18 @@ class MaximumLikelihood(Objective):
         fit_preprocessing(self.module, model_input(self.module, self.batches.x))
         if self.module.transform.is_data_dependent:
             self.module.transform.initialize(*self.batches.next())
+        if hasattr(self.module.base, "fit"):
+            self.fit_base()
+
+    @torch.no_grad()
+    def fit_base(self, max_rows: int = 50_000) -> None:
+        """A data-initialized base (Gaussian mixture) is fitted once on the latents of (a seeded
+        subsample of ``max_rows``) training rows."""
+        x, c = self.batches.x, self.batches.context
+        rows = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(self.seed))[:max_rows]
+        rows = rows.to(x.device)
+        latents = self.module.encode(model_input(self.module, x[rows]), None if c is None else c[rows])
+        self.module.base.fit(latents, seed=self.seed)
 
     def loss(self, model: nn.Module, step: int) -> Tensor:
         x, c = self.batches.next()
