@@ -4,7 +4,7 @@
    ``flowforge.data.load_dataset`` on it (pyarrow's multi-threaded reader, then
    the checks, the split and the tensors), and on its first 200,000 rows
    against ``numpy.loadtxt`` on the same rows.
-2. Memory map: writes a 10,000,000 x 20 float32 ``.npy`` (800 MB) and runs
+2. On disk: writes a 10,000,000 x 20 float32 ``.npy`` (800 MB) and runs
    ``flowforge train --data big.npy --model maf --batch-size 512`` in a child
    process; reports the child's peak resident memory (``VmHWM`` of
    ``/proc/self/status``, which exec resets; the ``ru_maxrss`` of a child
@@ -102,7 +102,7 @@ def child(*args: str) -> tuple[int, float, float]:
     return proc.returncode, int(proc.stderr.strip().splitlines()[-1]) / 1024, wall
 
 
-def mmap_figures(tmp: Path, rows: int, steps: int) -> dict:
+def npy_figures(tmp: Path, rows: int, steps: int) -> dict:
     npy = tmp / "big.npy"
     write_npy(npy, rows)
     _, floor_mb, _ = child()
@@ -111,7 +111,7 @@ def mmap_figures(tmp: Path, rows: int, steps: int) -> dict:
                                 "--batch-size", "512", "--eval-every", "100", "--out", str(out), "--quiet",
                                 "--no-plots")
     if code:
-        raise SystemExit(f"training from the memory map failed (exit {code})")
+        raise SystemExit(f"training from the .npy on disk failed (exit {code})")
     summary = json.loads((out / "summary.json").read_text())
     return {
         "npy_rows": rows, "npy_bytes": npy.stat().st_size, "steps": steps, "batch_size": 512,
@@ -132,8 +132,8 @@ def main() -> None:
     try:
         results = {"csv": csv_figures(tmp, args.rows)}
         print(json.dumps(results["csv"], indent=2), flush=True)
-        results["mmap"] = mmap_figures(tmp, args.rows, args.steps)
-        print(json.dumps(results["mmap"], indent=2), flush=True)
+        results["npy"] = npy_figures(tmp, args.rows, args.steps)
+        print(json.dumps(results["npy"], indent=2), flush=True)
     finally:
         shutil.rmtree(tmp)
     RESULTS.mkdir(exist_ok=True)

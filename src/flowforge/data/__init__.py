@@ -11,7 +11,7 @@ from .dataset import (
     register_dataset,
 )
 from .dequantize import dequantize, grid_resolution
-from .mapped import MappedRows
+from .disk_rows import DiskRows
 from .tabular import GridWarning
 from .toy import toy_log_density
 
@@ -21,7 +21,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "GridWarning",
-    "MappedRows",
+    "DiskRows",
     "available_datasets",
     "datasets_taking",
     "dequantize",

@@ -1,7 +1,7 @@
 """The ``Dataset`` record and the registry of named data sets.
 
 A data set is held as float tensors in the user's original units (or, for a
-table larger than memory, as memory-mapped rows read on demand), already split
+table larger than memory, as rows of a file read on demand), already split
 into train / validation / test with fixed seeds.
 
 Statistics and figures over a split longer than ``SAMPLE_ROWS`` use its first
@@ -14,13 +14,15 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from .dequantize import dequantize
-from .mapped import MappedRows
+
+if TYPE_CHECKING:
+    from .disk_rows import DiskRows
 
 __all__ = [
     "Dataset", "DataError", "register_dataset", "load_dataset", "available_datasets", "datasets_taking", "SPLITS",
@@ -43,8 +45,8 @@ class Dataset:
     Attributes:
         name: data set name or file path.
         train, val, test: ``(N, *event_shape)`` float tensors in original units,
-            or :class:`~flowforge.data.mapped.MappedRows` of a memory-mapped
-            table (indexing one returns tensors).
+            or :class:`~flowforge.data.disk_rows.DiskRows` of a table read
+            from disk (indexing one returns tensors).
         labels: per split an ``(N,)`` integer tensor or None (used for plots).
         context: per split an ``(N, context_dim)`` tensor or None (conditional flows).
         kind: ``"vector"`` or ``"image"``.
@@ -58,9 +60,9 @@ class Dataset:
     """
 
     name: str
-    train: Tensor | MappedRows
-    val: Tensor | MappedRows
-    test: Tensor | MappedRows
+    train: Tensor | DiskRows
+    val: Tensor | DiskRows
+    test: Tensor | DiskRows
     labels: dict[str, Tensor | None] = field(default_factory=lambda: dict.fromkeys(SPLITS))
     context: dict[str, Tensor | None] = field(default_factory=lambda: dict.fromkeys(SPLITS))
     kind: str = "vector"
@@ -93,7 +95,7 @@ class Dataset:
         c = self.context.get("train")
         return 0 if c is None else int(c.shape[1])
 
-    def split(self, name: str) -> Tensor | MappedRows:
+    def split(self, name: str) -> Tensor | DiskRows:
         if name not in SPLITS:
             raise DataError(f"unknown split {name!r}; choose from {', '.join(SPLITS)}")
         return getattr(self, name)

@@ -9,9 +9,10 @@ first blocks to test, the next to validation, the rest to training
 first rows are a random subsample. Files holding ``train``/``val``/``test``
 arrays keep their own splits.
 
-Large ``.npy`` files (over ``MAPPED_BYTES``) are memory-mapped and never loaded:
-each split is a :class:`~flowforge.data.mapped.MappedRows` read a batch at a
-time; the NaN/inf check streams over the file in chunks.
+Large ``.npy`` files (over ``ON_DISK_BYTES``) are never loaded: the layout
+comes from ``np.load(mmap_mode="r")``, each split is a
+:class:`~flowforge.data.disk_rows.DiskRows` read a batch at a time, and the
+NaN/inf check streams over the file in chunks.
 
 CSV files are read by pyarrow's multi-threaded reader; a file it refuses is
 read again line by line only to name the line, column and cell at fault.
@@ -36,14 +37,14 @@ import torch
 
 from .dataset import SAMPLE_ROWS, SPLITS, DataError, Dataset
 from .dequantize import grid_resolution
-from .mapped import MappedRows
+from .disk_rows import DiskRows
 from .validate import check_columns_vary, check_table, check_table_chunks
 
-__all__ = ["load_table", "split_blocks", "GridWarning", "TABULAR_SUFFIXES", "MAPPED_BYTES", "MAX_BLOCKS"]
+__all__ = ["load_table", "split_blocks", "GridWarning", "TABULAR_SUFFIXES", "ON_DISK_BYTES", "MAX_BLOCKS"]
 
 TABULAR_SUFFIXES = (".csv", ".npy", ".npz")
-#: ``.npy`` files larger than this are read from a memory map (``load_table(..., mmap=None)``).
-MAPPED_BYTES = 256 * 2**20
+#: ``.npy`` files larger than this stay on disk (``load_table(..., on_disk=None)``).
+ON_DISK_BYTES = 256 * 2**20
 #: Splits assign at most this many contiguous blocks of rows.
 MAX_BLOCKS = 1 << 16
 
@@ -59,7 +60,7 @@ def load_table(
     test_fraction: float = 0.1,
     seed: int = 0,
     dequantize: str | Sequence[float] = "auto",
-    mmap: bool | None = None,
+    on_disk: bool | None = None,
 ) -> Dataset:
     """Load a user table as a :class:`Dataset`.
 
@@ -73,8 +74,8 @@ def load_table(
             by their resolution; ``"none"`` leaves every value as recorded; a
             list gives each data column's resolution (0 = continuous), as a
             run records it.
-        mmap: read a ``.npy`` file from a memory map (None: when it is larger
-            than ``MAPPED_BYTES``).
+        on_disk: leave a ``.npy`` file on disk and read its rows on demand
+            (None: when it is larger than ``ON_DISK_BYTES``).
     """
     path = Path(path)
     if not path.exists():
@@ -90,10 +91,10 @@ def load_table(
         table, columns = _read_csv(path)
     elif suffix == ".npy":
         table = _read_numpy(path, mmap_mode="r")
-        if mmap or (mmap is None and table.nbytes > MAPPED_BYTES):
+        if on_disk or (on_disk is None and table.nbytes > ON_DISK_BYTES):
             if context_cols:
                 raise DataError(f"{path}: context columns are only supported for CSV files")
-            return _mapped_table(path, table, val_fraction, test_fraction, seed, dequantize)
+            return _disk_table(path, table, val_fraction, test_fraction, seed, dequantize)
         table = np.array(table)
     elif suffix == ".npz":
         table = _read_numpy(path)
@@ -128,7 +129,8 @@ def split_blocks(
     n_val, n_test = int(round(n_blocks * val_fraction)), int(round(n_blocks * test_fraction))
     order = np.random.default_rng(seed).permutation(n_blocks)
     parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-    if _block_rows(parts["train"], block_rows, n).size < 2:
+    train_starts = parts["train"] * block_rows
+    if int((np.minimum(train_starts + block_rows, n) - train_starts).sum()) < 2:
         raise DataError(f"{source}: only {n} row(s); need at least 2 training rows after the split")
     return parts, block_rows
 
@@ -165,11 +167,11 @@ def _resolution(mode, train: np.ndarray, source: str, columns: list[str] | None)
     return widths if any(widths) else None
 
 
-def _mapped_table(path: Path, table: np.ndarray, val_fraction, test_fraction, seed, dequantize) -> Dataset:
+def _disk_table(path: Path, table: np.ndarray, val_fraction, test_fraction, seed, dequantize) -> Dataset:
     source = str(path)
     check_table_chunks(table.shape, table.dtype, lambda a, b: np.load(path, mmap_mode="r")[a:b], source)
     blocks, block_rows = split_blocks(table.shape[0], val_fraction, test_fraction, seed, source)
-    splits = {s: MappedRows(path, blocks[s], block_rows) for s in SPLITS}
+    splits = {s: DiskRows(path, blocks[s], block_rows) for s in SPLITS}
     resolution = _resolution(dequantize, splits["train"][:SAMPLE_ROWS].numpy(), source, None)
     return Dataset(name=source, **splits, resolution=resolution, info={"dequantize": resolution or "none"})
 

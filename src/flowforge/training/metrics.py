@@ -57,8 +57,8 @@ def evaluate_nll(
     """Mean negative log-likelihood of ``x`` under ``flow``.
 
     Args:
-        x: ``(N, *shape)`` data in original units: a tensor or memory-mapped
-            rows, read ``batch_size`` rows at a time.
+        x: ``(N, *shape)`` data in original units: a tensor or rows of a
+            file (``DiskRows``), read ``batch_size`` rows at a time.
         dataset: supplies the dequantization (``Dataset.dequantize``: quantized
             data are dequantized with ``noise_draws`` fixed-seed uniform draws;
             bits/dim are reported for pixel levels).

@@ -206,11 +206,14 @@ class _Run:
         self.dtype = self.params[0].dtype if self.params else torch.float32
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr, weight_decay=config.weight_decay)
         self.data_gen = torch.Generator().manual_seed(config.seed)
-        # a memory-mapped split stays on disk: batches are read from it by index
+        # a split too large for memory stays on disk: batches are read from it by index
         self.train_x = dataset.train.to(self.device, self.dtype) if isinstance(dataset.train, Tensor) else dataset.train
         c = dataset.context["train"]
         self.train_c = None if c is None else c.to(self.device, self.dtype)
         self.batches = _Batches(self.train_x.shape[0], config.batch_size, self.data_gen)
+        if self.batches.batch_size == self.batches.n and not isinstance(self.train_x, Tensor):
+            raise ValueError(f"{dataset.name}: a training split read from disk ({self.batches.n} rows) is read in "
+                             "mini-batches; set batch_size (--batch-size)")
         self.record = {"data": dataset.describe(), "train_config": asdict(config), **(meta or {})}
         self.step, self.best_val, self.best_step, self.evals_since_best, self.skipped = 0, math.inf, 0, 0, 0
         self.history: list[dict[str, Any]] = []

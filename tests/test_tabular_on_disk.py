@@ -1,4 +1,4 @@
-"""Tables larger than memory: a memory-mapped .npy gives the same splits, batches,
+"""Tables larger than memory: a .npy left on disk gives the same splits, batches,
 training and likelihoods as the same file loaded, without holding the file."""
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import flowforge as ff
-from flowforge.data import DataError, MappedRows, load_dataset
+from flowforge.data import DataError, DiskRows, load_dataset
 from flowforge.data.tabular import split_blocks
 from flowforge.data.validate import check_table, check_table_chunks
 from flowforge.training import TrainConfig, evaluate_nll, fit
@@ -39,8 +39,8 @@ def test_blocks_partition_the_rows():
 
 def test_mapped_splits_equal_the_loaded_ones(big):
     path, a = big
-    mapped, loaded = load_dataset(path, mmap=True), load_dataset(path, mmap=False)
-    assert isinstance(mapped.train, MappedRows) and isinstance(loaded.train, torch.Tensor)
+    mapped, loaded = load_dataset(path, on_disk=True), load_dataset(path, on_disk=False)
+    assert isinstance(mapped.train, DiskRows) and isinstance(loaded.train, torch.Tensor)
     for s in ("train", "val", "test"):
         assert mapped.split(s).shape == loaded.split(s).shape
         assert torch.equal(mapped.split(s)[:], loaded.split(s))
@@ -49,7 +49,7 @@ def test_mapped_splits_equal_the_loaded_ones(big):
 
 def test_indexing_like_a_tensor(big):
     path, _ = big
-    rows, loaded = load_dataset(path, mmap=True).val, load_dataset(path).val
+    rows, loaded = load_dataset(path, on_disk=True).val, load_dataset(path).val
     idx = torch.tensor([5, 0, len(rows) - 1, 5])
     assert torch.equal(rows[idx], loaded[idx]) and torch.equal(rows[idx.numpy()], loaded[idx])
     assert torch.equal(rows[-1], loaded[-1]) and torch.equal(rows[10:200:7], loaded[10:200:7])
@@ -66,7 +66,7 @@ def test_a_read_leaves_no_mapping_behind(big):
     if not maps.exists():
         pytest.skip("needs /proc")
     path, _ = big
-    rows = load_dataset(path, mmap=True).train
+    rows = load_dataset(path, on_disk=True).train
     batch = rows[torch.randperm(len(rows))[:512]]
     assert batch.shape == (512, 3) and str(path) not in maps.read_text()
 
@@ -84,15 +84,15 @@ def test_nonfinite_values_are_found_chunk_by_chunk(big, tmp_path):
     path = tmp_path / "nan.npy"
     np.save(path, a.astype(np.float32))
     with pytest.raises(DataError, match="nan.npy: 3 NaN/inf"):
-        load_dataset(path, mmap=True)
+        load_dataset(path, on_disk=True)
 
 
 def test_training_from_the_map_is_training_from_memory(big):
     path, _ = big
     config = TrainConfig(steps=6, batch_size=256, eval_every=3, progress=False)
     states, scores = [], []
-    for mmap in (True, False):
-        data = load_dataset(path, mmap=mmap)
+    for on_disk in (True, False):
+        data = load_dataset(path, on_disk=on_disk)
         torch.manual_seed(0)
         flow = ff.models.build("maf", dim=3, layers=2, hidden=16, preprocess=["standardize"])
         summary = fit(flow, data, config).summary
@@ -101,3 +101,10 @@ def test_training_from_the_map_is_training_from_memory(big):
     for name, value in states[0].items():
         assert torch.equal(value, states[1][name]), name
     assert scores[0] == scores[1]
+
+
+def test_a_mapped_split_is_not_trained_full_batch(big):
+    path, _ = big
+    flow = ff.models.build("maf", dim=3, layers=1, hidden=8)
+    with pytest.raises(ValueError, match="training split read from disk .* set batch_size"):
+        fit(flow, load_dataset(path, on_disk=True), TrainConfig(steps=1, progress=False))
