@@ -41,10 +41,11 @@ def check_columns_vary(a: np.ndarray, source: str, columns: Sequence[str] | None
     """Refuse constant columns: a density on one value is degenerate."""
     constant = np.flatnonzero((a == a[:1]).all(axis=0))
     if constant.size:
-        names = ", ".join(f"{columns[c] if columns else c} (= {a[0, c]:g})" for c in constant)
+        names = ", ".join(f"{columns[c] if columns else c} (= {a[0, c]:g})" for c in constant[:10])
+        more = f" and {constant.size - 10} more" if constant.size > 10 else ""
         raise DataError(
-            f"{source}: column(s) {names} hold one value in all {a.shape[0]} rows; "
-            "no density can be fitted to a constant: drop them"
+            f"{source}: column(s) {names}{more} hold one value in all {a.shape[0]} rows; "
+            "no density can be fitted to a constant: drop them (dequantize='none' fits them anyway)"
         )
 
 
