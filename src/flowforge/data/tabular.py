@@ -191,7 +191,10 @@ def _read_csv(path: Path) -> tuple[np.ndarray, list[str]]:
         raise _csv_error(path, columns, header is not None, e) from None
     if table.num_rows == 0:
         raise DataError(f"{path}: file has a header but no data rows")
-    return np.column_stack([c.to_numpy() for c in table.columns]), columns
+    values = np.empty((table.num_rows, table.num_columns))
+    for j, column in enumerate(table.columns):
+        values[:, j] = np.concatenate([chunk.to_numpy(zero_copy_only=True) for chunk in column.chunks])
+    return values, columns
 
 
 def _first_row(path: Path) -> tuple[list[str], int]:
