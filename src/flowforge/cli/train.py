@@ -41,6 +41,8 @@ def add_parser(sub) -> None:
             "flowforge train --data moons --model realnvp --steps 3000 --out runs/moons",
             "flowforge train --data my_table.csv --model realnvp --out runs/mine",
             "flowforge train --data table.csv --context-cols y --out runs/cond   # conditional on column y",
+            "flowforge train --data weather.csv --dequantize none   # keep grid-recorded columns as recorded",
+            "flowforge train --data big.npy --model maf --batch-size 512   # a .npy over 256 MB stays on disk",
             "flowforge train --resume runs/moons --steps 4000  # continue a run",
             "torchrun --nproc_per_node=2 -m flowforge train --data moons --batch-size 512 --out runs/ddp",
         ),
