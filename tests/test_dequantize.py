@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowforge.data import Dataset, dequantize, grid_resolution
 
@@ -48,3 +50,21 @@ def test_dataset_dequantize_follows_levels_or_resolution():
     assert (images > 0).all() and (images < 1).all()
     table = Dataset(**base, resolution=[0.0, 2.0]).dequantize(x, torch.Generator().manual_seed(0))
     assert (table[:, 0] == 0).all() and (table[:, 1] > 0).all() and (table[:, 1] < 2).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    r=st.sampled_from([0.001, 0.01, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0, 1.15078]),
+    k=st.lists(st.integers(0, 60), min_size=30, max_size=200),
+    k0=st.integers(-1000, 1000),
+    offset=st.floats(-0.5, 0.5),
+    float32=st.booleans(),
+)
+def test_any_recorded_grid_is_found(r, k, k0, offset, float32):
+    k = np.array([k0, k0 + 1, *(k0 + np.array(k))])  # two neighbours: the grid is r, not a multiple of it
+    values = (offset + k * r).astype(np.float32 if float32 else np.float64)
+    if float32 and np.abs(values).max() * 1e-6 > 0.01 * r:
+        return  # float32 cannot hold this grid to 1% of a step
+    found = grid_resolution(values)
+    cells = (k.max() - k.min()) + 1
+    assert found == (None if cells > values.size else pytest.approx(r, rel=1e-4))
