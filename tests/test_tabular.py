@@ -42,6 +42,7 @@ def test_csv_matches_numpy(tmp_path):
     "text, fragments",
     [
         ("a,b\n1,2\n3\n", ["line 3 has 1 fields, expected 2"]),
+        ("a,b\n1,2\n  \n3,4\n", ["line 3 has 1 fields, expected 2"]),
         ("a,b\n1,2\n\n3,x\n", ["column 'b' is not numeric", "line 4 has 'x'"]),
         ("a,b\n1,2\n3,\n", ["column 'b' is not numeric", "line 3 has ''"]),
         ("a,b\n1,2\n3,nan\n4,5\n", ["1 NaN/inf value(s) in 1 row(s)", "column(s) b"]),

@@ -211,9 +211,9 @@ def _csv_error(path: Path, columns: list[str], header: bool, error: Exception) -
     """Name the first line, column and cell that pyarrow could not read (a second, slow pass)."""
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
-        rows = (r for r in reader if r and any(c.strip() for c in r))
+        rows = (r for r in reader if r)  # pyarrow skips empty lines, not lines of spaces
         if header:
-            next(rows)
+            next(r for r in rows if any(c.strip() for c in r))
         for row in rows:
             if len(row) != len(columns):
                 return DataError(f"{path}: line {reader.line_num} has {len(row)} fields, expected {len(columns)}")
