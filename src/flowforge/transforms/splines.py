@@ -72,9 +72,9 @@ def rational_quadratic_spline(
     # Layout: the parameter index first, (3K - 1, B, *shape), so that every reduction over
     # bins adds whole contiguous slabs and the gathered knot values come out contiguous
     # (CPU kernels are several times slower on strided or short-dimension operands).
-    params = params.movedim(1, 0).contiguous()
+    wh, raw_slopes = params.movedim(1, 0).contiguous().split([2 * bins, bins - 1])
     # widths and heights together, (2, K, B, *shape): a softmax over the bins, floored
-    wh = params[: 2 * bins].unflatten(0, (2, bins))
+    wh = wh.unflatten(0, (2, bins))
     wh = torch.exp(wh - wh.detach().amax(dim=1, keepdim=True))  # the shift is a constant for softmax
     floor = wh.new_tensor([min_width, min_height]).view(2, 1, *(1,) * x.ndim)
     wh = floor + (1 - floor * bins) / wh.sum(dim=1, keepdim=True) * wh
@@ -83,7 +83,7 @@ def rational_quadratic_spline(
     knots = torch.cumsum(wh[:, :-1], dim=1).flatten(2)  # pad acts on the last dimensions
     knots = pad(pad(knots, (0, 0, 1, 0), value=0.0), (0, 0, 0, 1), value=1.0) * (2 * bound) - bound
     shift = math.log(math.expm1(1 - min_derivative))  # softplus(0 + shift) + min_derivative = 1
-    slopes = torch.nn.functional.softplus(params[2 * bins :] + shift) + min_derivative
+    slopes = torch.nn.functional.softplus(raw_slopes + shift) + min_derivative
     slopes = pad(slopes.flatten(1), (0, 0, 1, 1), value=1.0)
     table = torch.cat([knots, slopes.unsqueeze(0)]).view(3, bins + 1, *x.shape)
 
