@@ -1,150 +1,82 @@
-"""Exact fast path for ReLU MLPs whose input is a single number.
+"""Exact piecewise-linear evaluation of ReLU MLPs ``1 -> K -> H -> m`` (a scalar input).
 
-A coupling layer on 2-D data feeds its conditioner one coordinate ``x``. Then
-the first hidden layer ``relu(w x + b)`` switches unit ``j`` on or off at the
-breakpoint ``t_j = -b_j / w_j``, and between consecutive breakpoints (``H + 1``
-intervals) the second layer's pre-activation is linear in ``x``::
+A coupling layer on 2-D data feeds its conditioner one coordinate ``x``, and a
+ReLU net of one number is a piecewise-linear function of it. Evaluating it
+piece by piece replaces the ``B x K x H`` product (and every ``(B, H)``
+activation) with tables of ``O(K H)`` entries and two lookups per sample.
 
-    W2 relu(w x + b) + b2 = A_k x + C_k      for x in interval k,
-    A_k = sum_{j on in k} w_j W2[j],          C_k = b2 + sum_{j on in k} b_j W2[j]
+Level 1. Unit ``j`` of the first layer switches at ``t_j = -b_j / w_j``.
+Between consecutive sorted breakpoints (interval ``k``, ``K + 1`` of them) the
+second layer's pre-activation is linear::
 
-So the ``B x H x H`` matrix products of the second layer become a table of
-``H + 1`` rows (built in ``O(H^2)`` by walking the sorted breakpoints, one
-unit switching per step) and a per-sample row lookup. The same function and
-the same gradients (up to float rounding); breakpoints move with ``w`` and
-``b`` but ``relu`` is continuous there, so they add no gradient term.
+    relu(x w + b) @ W2 + b2 = A_k x + C_k,    [A_k, C_k] = b2-offset rows of on_k @ [w W2, b W2]
 
-Tables, lookup, ``relu`` and the output layer run in one fused C kernel
-(``piecewise.c``, compiled once per machine with the system C compiler and
-loaded with ctypes); its backward pass recomputes the activations instead of
-storing ``(copies, B, H)`` tensors and maps the table gradients back to the
-weights with prefix sums. Without a C compiler, on CUDA, or with
-``FLOWFORGE_NATIVE=0``, :class:`~flowforge.nets.ParallelMLP` uses its
-batched matrix products instead. The kernel's backward is first-order only.
+with ``on_k`` the units on in interval ``k`` (each row a fresh sum of the
+dense path's own terms: no drift).
+
+Level 2. Inside interval ``k`` the second-layer unit ``h`` switches at
+``s_kh = -C_kh / A_kh``. Sorting each interval's events, the output
+``relu(A_k x + C_k) @ W3 + b3 = P x + Q`` of the ``r``-th piece of interval
+``k`` is its value at the interval's left end plus a prefix sum of the
+changes ``+- A_kh W3[h]`` (slope) and ``+- C_kh W3[h]`` (offset) of its first
+``r`` events: a table of ``(K + 1) (H + 1)`` rows. A sample needs ``k`` and ``r``:
+two ``searchsorted`` calls (the rows of events, one per interval, are ordered
+as the intervals are, so they form one sorted list). Sums run over at most
+``H`` terms, as the dense products' do: no drift along the table.
+
+The breakpoints move with the weights but ``relu`` is continuous there, so the
+pieces have the dense path's gradients (at a kink, one of the one-sided
+derivatives). Only ordinary PyTorch operations: autograd, double backward,
+``torch.func`` and ``torch.compile`` see them, on any device, in any dtype.
 """
 from __future__ import annotations
-
-import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import warnings
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-__all__ = ["available", "mlp"]
-
-_SOURCE = Path(__file__).with_name("piecewise.c")
-_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fPIC", "-shared"]
+__all__ = ["mlp"]
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("FLOWFORGE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "flowforge"
-    )
-    return Path(root)
-
-
-def _cpu_tag() -> str:
-    """Identifies the instruction set the library was built for (``-march=native``)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        flags = ""
-    return platform.machine() + flags
-
-
-@lru_cache(maxsize=1)
-def _library() -> ctypes.CDLL | None:
-    """Compile (once, cached on disk) and load the kernel; ``None`` when unavailable."""
-    if os.environ.get("FLOWFORGE_NATIVE", "1") == "0":
-        return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None or platform.system() == "Windows":
-        return None
-    source = _SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join([compiler, *_FLAGS, _cpu_tag()]).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"piecewise-{key}.so"
-    try:
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-                built = Path(tmp) / target.name
-                subprocess.run(
-                    [compiler, *_FLAGS, str(_SOURCE), "-o", str(built)],
-                    check=True, capture_output=True, text=True, timeout=120,
-                )
-                os.replace(built, target)  # atomic: concurrent processes never load a partial file
-        lib = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError) as err:
-        detail = getattr(err, "stderr", "") or err
-        warnings.warn(f"flowforge: fused CPU kernel unavailable, using plain PyTorch ({detail})", stacklevel=3)
-        return None
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    for fn, pointers in ((lib.piecewise_forward, 12), (lib.piecewise_backward, 19)):
-        fn.argtypes, fn.restype = [i64] * 6 + [ptr] * pointers, ctypes.c_int
-    return lib
-
-
-def available(x: Tensor) -> bool:
-    """Whether the fused kernel can run on ``x`` (CPU, float32/float64, library built)."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and _library() is not None
-
-
-def _call(fn, *args) -> None:
-    """Call a kernel: integers pass as they are, tensors (contiguous) by address."""
-    status = fn(*(a.data_ptr() if isinstance(a, Tensor) else a for a in args))
-    if status != 0:
-        raise MemoryError("flowforge piecewise kernel: out of memory for its work buffers")
-
-
-class _PiecewiseMLP(torch.autograd.Function):
-    """``relu(relu(x w1 + b1) @ W2 + b2) @ W3 + b3`` per copy via the interval tables, fused."""
-
-    @staticmethod
-    def forward(ctx, x, w1, b1, W2, b2, W3, b3):
-        x, w1, b1, W2, b2, W3, b3 = (v.contiguous() for v in (x, w1, b1, W2, b2, W3, b3))
-        copies, K, H = W2.shape
-        n, m = x.shape[0], W3.shape[-1]
-        t = x.new_empty(copies, K)
-        order = torch.empty(copies, K, dtype=torch.int64)
-        A, C = x.new_empty(copies, K + 1, H), x.new_empty(copies, K + 1, H)
-        out = x.new_empty(copies, n, m)
-        _call(_library().piecewise_forward, x.element_size(), copies, n, K, H, m,
-              x, w1, b1, W2, b2, W3, b3, t, order, A, C, out)
-        ctx.save_for_backward(x, w1, b1, W2, W3, t, order, A, C)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        x, w1, b1, W2, W3, t, order, A, C = ctx.saved_tensors
-        copies, K, H = W2.shape
-        n, m = x.shape[0], W3.shape[-1]
-        dx = x.new_empty(copies, n)
-        dA, dC = torch.zeros_like(A), torch.zeros_like(C)
-        dw1, db1, dW2 = torch.empty_like(w1), torch.empty_like(b1), torch.empty_like(W2)
-        db2, dW3, db3 = x.new_empty(copies, 1, H), torch.zeros_like(W3), x.new_zeros(copies, 1, m)
-        _call(_library().piecewise_backward, x.element_size(), copies, n, K, H, m,
-              x, w1, b1, W2, W3, t, order, A, C, g.contiguous(), dx, dA, dC, dw1, db1, dW2, db2, dW3, db3)
-        return dx.sum(0).unsqueeze(-1), dw1, db1, dW2, db2, dW3, db3
-
-
-def mlp(x: Tensor, weights, biases) -> Tensor:
-    """``copies`` ReLU MLPs ``1 -> K -> H -> m`` on a scalar input, exactly, via the interval tables.
+def mlp(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, w3: Tensor, b3: Tensor) -> Tensor:
+    """``relu(relu(x w1 + b1) @ w2 + b2) @ w3 + b3`` for ``copies`` nets on a scalar input, exactly.
 
     Args:
-        x: ``(B, 1)``. weights, biases: the three layers of a
-            :class:`~flowforge.nets.ParallelMLP` (``(copies, fan_in, fan_out)``, ``(copies, 1, fan_out)``).
+        x: ``(B, 1)``. w1, b1: ``(copies, 1, K)``. w2: ``(copies, K, H)``, b2: ``(copies, 1, H)``.
+            w3: ``(copies, H, m)``, b3: ``(copies, 1, m)``.
 
     Returns:
         ``(copies, B, m)``.
     """
-    return _PiecewiseMLP.apply(x, weights[0], biases[0], weights[1], biases[1], weights[2], biases[2])
+    copies, units, width = w2.shape
+    m = w3.shape[2]
+    w, b = w1[:, 0], b1[:, 0]  # (copies, K)
+    with torch.no_grad():  # which first-layer units are on in which interval: a 0/1 pattern
+        breaks = torch.where(w != 0, -b / w, torch.inf)  # a unit with w = 0 never switches
+        breaks, order = breaks.sort(dim=1)
+        rank = torch.empty_like(order).scatter_(1, order, torch.arange(units, device=w.device).expand(copies, -1))
+        # interval k = (breaks[k-1], breaks[k]]: unit j's breakpoint lies left of it iff rank_j < k
+        right_of = rank[:, None, :] < torch.arange(units + 1, device=w.device)[None, :, None]
+        on = torch.where(w[:, None] > 0, right_of, torch.where(w[:, None] < 0, ~right_of, b[:, None] > 0))
+        on = on.to(w2.dtype)
+    slope = torch.bmm(on, w[..., None] * w2)  # (copies, K + 1, H): A
+    offset = torch.baddbmm(b2, on, b[..., None] * w2)  # C
+    with torch.no_grad():  # second-layer switching points inside each interval
+        inf = breaks.new_full((copies, 1), torch.inf)
+        lo, hi = torch.cat([-inf, breaks], 1)[..., None], torch.cat([breaks, inf], 1)[..., None]
+        switch = -offset / slope
+        inside = (slope != 0) & (switch > lo) & (switch < hi)
+        on_left = torch.where(slope > 0, switch <= lo, torch.where(slope < 0, switch > lo, offset > 0))
+        events, order = torch.where(inside, switch, lo).sort(dim=2)  # rows ordered by interval: one sorted list
+        sign = torch.where(inside, slope.sign(), 0)  # +1: the unit turns on at its event, -1: off
+    # per interval: slope and offset of the output at its left end, then their changes at its events
+    start = torch.cat([torch.bmm(torch.where(on_left, slope, 0), w3), torch.baddbmm(b3, torch.where(on_left, offset, 0), w3)],
+                      dim=2)
+    step = torch.cat([(sign * slope)[..., None] * w3[:, None], (sign * offset)[..., None] * w3[:, None]], dim=3)
+    step = step.gather(2, order[..., None].expand(-1, -1, -1, 2 * m))
+    table = torch.cat([start[:, :, None], step], dim=2).cumsum(2)  # (copies, K + 1, H + 1, 2m)
+    xs = x.reshape(1, -1).expand(copies, -1).contiguous()
+    interval = torch.searchsorted(breaks, xs)  # k
+    passed = torch.searchsorted(events.flatten(1), xs)  # H k + (events of interval k left of x)
+    rows = passed + interval + torch.arange(copies, device=x.device)[:, None] * table[0].numel() // (2 * m)
+    coef = table.reshape(-1, 2 * m)[rows]  # (copies, B, 2m)
+    return torch.addcmul(coef[..., m:], coef[..., :m], x)
