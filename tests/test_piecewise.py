@@ -111,3 +111,18 @@ def test_state_dict_of_the_layerwise_layout_loads():
     fresh.load_state_dict(old)
     x = torch.randn(5, 3)
     torch.testing.assert_close(fresh(x), net(x), rtol=0, atol=0)
+
+
+def test_units_no_sample_switches_on_get_exactly_zero_gradient():
+    # Adam turns rounding noise in a gradient into a full step: where the dense path's gradient is
+    # exactly 0 (a unit no sample switches on), the pieces' must be too, not a difference of sums
+    params = _net(2, [1, 16, 16, 1], dtype=torch.float32)
+    layers = list(zip(params[::2], params[1::2], strict=True))
+    x = torch.rand(500, 1) * 0.5  # a narrow range: many units stay off on all of it
+    g = torch.randn(2, 500, 1)
+    grads = torch.autograd.grad(piecewise.mlp(x, *params), params, g)
+    grads_ref = torch.autograd.grad(_dense(x, layers), params, g)
+    dead = grads_ref[4][..., 0] == 0  # (copies, H): second-layer units off on every sample
+    assert dead.any()
+    assert (grads[4][..., 0][dead] == 0).all()  # their outgoing weights
+    assert (grads[2].transpose(1, 2)[dead] == 0).all() and (grads[3][:, 0][dead] == 0).all()  # incoming, bias
