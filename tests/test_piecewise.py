@@ -126,3 +126,12 @@ def test_units_no_sample_switches_on_get_exactly_zero_gradient():
     assert dead.any()
     assert (grads[4][..., 0][dead] == 0).all()  # their outgoing weights
     assert (grads[2].transpose(1, 2)[dead] == 0).all() and (grads[3][:, 0][dead] == 0).all()  # incoming, bias
+
+
+@pytest.mark.parametrize("model", ["realnvp", "maf"])
+def test_float64_data_into_a_float32_model_is_an_error_not_nan(model):
+    flow = ff.models.build(model, dim=2)
+    with pytest.raises(TypeError, match="torch.float64 differs .* torch.float32"):
+        flow.log_prob(torch.randn(500, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="torch.float32 differs .* torch.float64"):
+        flow.double().log_prob(torch.randn(500, 2))
