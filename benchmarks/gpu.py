@@ -168,7 +168,7 @@ def train_images(flow: ff.Flow, ds: Dataset, device: torch.device, sizes: dict, 
             first_s = elapsed
         elif step >= sizes["warmup"]:
             times.append(elapsed)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     median = sorted(times)[len(times) // 2] if times else float("nan")
     result = {
         "steps": steps, "batch": batch, "images_per_s": batch / median, "ms_per_step_median": 1000 * median,

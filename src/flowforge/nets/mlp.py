@@ -91,11 +91,14 @@ class ParallelMLP(nn.Module):
         self.copies, self.out_per_copy = copies, out_features // copies
         widths = [in_features] + [hidden] * layers + [self.out_per_copy]
         #: per layer, the shapes of its weight ``(copies, fan_in, fan_out)`` and bias ``(copies, 1, fan_out)``
-        self.shapes = [s for i, o in zip(widths[:-1], widths[1:], strict=True) for s in ((copies, i, o), (copies, 1, o))]
+        self.shapes = [
+            s for i, o in zip(widths[:-1], widths[1:], strict=True) for s in ((copies, i, o), (copies, 1, o))
+        ]
         bounds = [1.0 / math.sqrt(i) for i in widths[:-1] for _ in range(2)]
         #: every weight and bias, flat, in the order of ``shapes``
         self.params = nn.Parameter(torch.cat([
-            torch.empty(shape).uniform_(-bound, bound).flatten() for shape, bound in zip(self.shapes, bounds, strict=True)
+            torch.empty(shape).uniform_(-bound, bound).flatten()
+            for shape, bound in zip(self.shapes, bounds, strict=True)
         ]))
         self.register_load_state_dict_pre_hook(_pack_layerwise)
 
