@@ -135,3 +135,25 @@ def test_float64_data_into_a_float32_model_is_an_error_not_nan(model):
         flow.log_prob(torch.randn(500, 2, dtype=torch.float64))
     with pytest.raises(TypeError, match="torch.float32 differs .* torch.float64"):
         flow.double().log_prob(torch.randn(500, 2))
+
+
+@pytest.mark.slow
+def test_flowforge_train_never_invokes_a_compiler(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    marker = tmp_path / "compiler-called"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("cc", "gcc", "c++", "g++", "clang"):
+        fake = bin_dir / name
+        fake.write_text(f"#!/bin/sh\necho \"$0 $@\" >> {marker}\nexit 1\n")
+        fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CC": str(bin_dir / "cc"),
+           "CXX": str(bin_dir / "c++"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "flowforge", "train", "--steps", "3", "--eval-every", "3",
+                           "--quiet", "--no-plots", "--out", str(tmp_path / "run")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists(), marker.read_text()
