@@ -66,6 +66,8 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint-every", type=positive_int,
                    help="write last.safetensors every N steps (default: at evals)")
     p.add_argument("--max-nonfinite", type=positive_int, help="stop after N non-finite steps in a row (default: 20)")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the model (first step compiles; its time is reported apart as compile_s)")
     p.add_argument("--schedule", choices=["constant", "cosine"], help="learning-rate schedule")
     p.add_argument("--warmup", type=int, help="steps of linear learning-rate warm-up (default: recipe)")
     p.add_argument("--ema", type=float, help="decay of the weights' moving average, 0 for none (default: recipe)")
@@ -105,7 +107,7 @@ def _train_config(args, base: dict[str, Any]) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in base.items() if k in names}
     keys = ("steps", "batch_size", "lr", "seed", "eval_every", "patience", "clip_grad", "schedule",
-            "checkpoint_every", "max_nonfinite", "warmup", "ema")
+            "checkpoint_every", "max_nonfinite", "warmup", "ema", "compile")
     for key in keys:
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
