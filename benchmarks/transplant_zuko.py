@@ -10,7 +10,7 @@ Needs zuko, i.e. the harness venv:
     /tmp/peers-venv/bin/python benchmarks/transplant_zuko.py [--steps 2000] [--perturb SEED] [--libs zuko]
 --perturb multiplies every initial weight by (1 + 1e-6 n), n ~ N(0, 1) drawn
 from SEED, after the transplant: a rounding-sized change of the start.
-Add FLOWFORGE_NATIVE=0 to train flowforge on its plain matrix-product path.
+flowforge trains on its exact piecewise path (nets/piecewise.py), the default for 2-D Real NVP.
 """
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ def transplant(zuko_flow, flow) -> None:
         for zc, coupling in zip(zuko_flow.transform.transforms, flow.transform.transforms, strict=True):
             for copy, net in enumerate((zc.s, zc.t)):
                 linears = [m for m in net.children() if hasattr(m, "weight")]
-                for layer, lin in enumerate(linears):
-                    coupling.net.weights[layer][copy].copy_(lin.weight.T)
-                    coupling.net.biases[layer][copy, 0].copy_(lin.bias)
+                for (weight, bias), lin in zip(coupling.net.layers(), linears, strict=True):
+                    weight[copy].copy_(lin.weight.T)
+                    bias[copy, 0].copy_(lin.bias)
 
 
 def train(params, log_prob, x: torch.Tensor, steps: int) -> None:

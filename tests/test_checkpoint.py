@@ -78,7 +78,7 @@ def test_mismatched_shapes_refused(saved):
     from safetensors.torch import load_file
 
     tensors = load_file(run / "model.safetensors")
-    key = next(k for k in tensors if k.endswith("weights.1"))
+    key = next(k for k in tensors if k.endswith("net.params"))
     tensors[key] = torch.zeros(3, 3)
     _rewrite(run, tensors=tensors)
     with pytest.raises(CheckpointError, match="shape mismatch"):

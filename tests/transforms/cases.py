@@ -66,7 +66,8 @@ CASES: list[Case] = [
     Case("identity", lambda: Identity(), vectors(3)),
     Case("standardize", lambda: _standardize(4), vectors(4)),
     Case("affine-coupling-alternating", lambda: Coupling(alternating_mask(5, 0), pmlp, AffineMap()), vectors(5)),
-    # 2-D data: the conditioner sees one number, so ParallelMLP takes its fused piecewise path
+    # 2-D data: the conditioner sees one number (ParallelMLP's piecewise path from 64 rows on, checked
+    # against these dense products in tests/test_piecewise.py)
     Case(
         "affine-coupling-2d-realnvp",
         lambda: Compose([Coupling(alternating_mask(2, i), pmlp, AffineMap()) for i in range(2)], event_shape=(2,)),

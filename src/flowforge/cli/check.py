@@ -37,7 +37,7 @@ def run(args) -> int:
     dataset = run_dataset(meta, args.data)
     flow = flow.double().eval()
     p = next(flow.parameters())
-    x = model_input(flow, dataset.test[: args.n], dataset.levels, torch.Generator().manual_seed(0))
+    x = model_input(flow, dataset.test[: args.n], dataset, torch.Generator().manual_seed(0))
     ctx = dataset.context["test"]
     ctx = None if ctx is None else ctx[: args.n].to(p.device, torch.float64)
     dims = x[0].numel()

@@ -121,8 +121,9 @@ def run_dataset(meta: dict[str, Any], data: str | None) -> Dataset:
 
 
 def data_options(meta: dict[str, Any], same_data: bool = True) -> dict[str, Any]:
-    """Loader options recorded with the run: CSV context columns, and (for the
-    run's own data set only, ``same_data``) the files of a built-in image set."""
+    """Loader options recorded with the run: CSV context columns, a table's
+    per-column dequantization, and (for the run's own data set only,
+    ``same_data``) the files of a built-in image set."""
     recorded = meta.get("data", {})
     keys = RECORDED_OPTIONS if same_data else ("context_cols",)
     return {k: recorded[k] for k in keys if recorded.get(k)}

@@ -4,13 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..data import datasets_taking, load_dataset
+from ..data import GridWarning, datasets_taking, load_dataset
+from ..data.tabular import TABULAR_SUFFIXES
 from ..models import build, model_options
 from ..training import TrainConfig, distributed, fit
 from ..training.recipes import DEFAULT_MODELS, build_for_data, train_defaults
@@ -41,6 +43,8 @@ def add_parser(sub) -> None:
             "flowforge train --data moons --model realnvp --steps 3000 --out runs/moons",
             "flowforge train --data my_table.csv --model realnvp --out runs/mine",
             "flowforge train --data table.csv --context-cols y --out runs/cond   # conditional on column y",
+            "flowforge train --data weather.csv --dequantize none   # keep grid-recorded columns as recorded",
+            "flowforge train --data big.npy --model maf --batch-size 512   # a .npy over 256 MB stays on disk",
             "flowforge train --resume runs/moons --steps 4000  # continue a run",
             "torchrun --nproc_per_node=2 -m flowforge train --data moons --batch-size 512 --out runs/ddp",
         ),
@@ -63,6 +67,8 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint-every", type=positive_int,
                    help="write last.safetensors every N steps (default: at evals)")
     p.add_argument("--max-nonfinite", type=positive_int, help="stop after N non-finite steps in a row (default: 20)")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the model (first step compiles; its time is reported apart as compile_s)")
     p.add_argument("--schedule", choices=["constant", "cosine"], help="learning-rate schedule")
     p.add_argument("--warmup", type=int, help="steps of linear learning-rate warm-up (default: recipe)")
     p.add_argument("--ema", type=float, help="decay of the weights' moving average, 0 for none (default: recipe)")
@@ -70,6 +76,9 @@ def add_parser(sub) -> None:
     p.add_argument("--data-path", type=Path, metavar="PATH",
                    help="files of a built-in image set (mnist, fashion-mnist, cifar10, image-folder): a folder or "
                         ".npz; recorded in the run (default: $FLOWFORGE_DATA/<name>)")
+    p.add_argument("--dequantize", choices=["auto", "none"],
+                   help="tables: columns recorded on a grid (tenths, whole dollars) get uniform noise of their "
+                        "resolution in training and evaluation (auto, default) or none; recorded in the run")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last state")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the pictures")
@@ -99,7 +108,7 @@ def _train_config(args, base: dict[str, Any]) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in base.items() if k in names}
     keys = ("steps", "batch_size", "lr", "seed", "eval_every", "patience", "clip_grad", "schedule",
-            "checkpoint_every", "max_nonfinite", "warmup", "ema")
+            "checkpoint_every", "max_nonfinite", "warmup", "ema", "compile")
     for key in keys:
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
@@ -133,7 +142,15 @@ def _train(args) -> int:
             raise CLIError(f"--data-path is for the built-in sets read from files ({', '.join(takes_path)}); "
                            "give a file of your own as --data instead")
         options["path"] = str(args.data_path.expanduser().resolve())
-    dataset = load_dataset(args.data, **options)
+    if args.dequantize is not None:
+        if Path(str(args.data)).suffix.lower() not in TABULAR_SUFFIXES:
+            raise CLIError(f"--dequantize is for tables ({', '.join(TABULAR_SUFFIXES)} files), not {args.data!r}")
+        options["dequantize"] = args.dequantize
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GridWarning)
+        dataset = load_dataset(args.data, **options)
+    for warning in caught:
+        print(f"flowforge train: warning: {warning.message}", file=sys.stderr)
     args.model = args.model or DEFAULT_MODELS[dataset.kind]
     out = args.out or Path("runs") / f"{Path(str(args.data)).stem}-{args.model}"
     config = _train_config(args, train_defaults(args.model, dataset))

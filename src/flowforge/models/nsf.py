@@ -111,10 +111,9 @@ def _coupling_stack(
     for i in range(layers):
         if i > 0 and between is not None:
             stack.append(between())
-        if permutation == "random":
-            stack += [Permutation.random(dim, seed + i)] if i > 0 else []
-            mask = half_mask(dim, True)
-        else:
-            mask = half_mask(dim, i % 2 == 0)
+        if permutation == "random" and i > 0:
+            stack.append(Permutation.random(dim, seed + i))
+        # "reverse": the second half, then the first; "random": the second half of a new order
+        mask = half_mask(dim, permutation == "random" or i % 2 == 0)
         stack.append(Coupling(mask, net, spline(), context_dim=context_dim))
     return Compose(stack, event_shape=(dim,))

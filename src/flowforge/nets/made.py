@@ -134,6 +134,9 @@ class MADE(nn.Module):
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"MADE expects inputs of shape (batch, {self.dim}), got {tuple(x.shape)}")
+        if x.dtype != self.weight.dtype:
+            raise TypeError(f"input dtype {x.dtype} differs from the MADE weights' dtype {self.weight.dtype};"
+                            " convert one of them (e.g. flow.to(x.dtype))")
         h = x
         if self.context_dim:
             if context is None:

@@ -16,6 +16,9 @@ from . import piecewise
 
 __all__ = ["MLP", "ParallelMLP"]
 
+#: below this batch size, building the piecewise tables costs more than the dense products
+_PIECEWISE_MIN_BATCH = 64
+
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
@@ -69,6 +72,13 @@ class ParallelMLP(nn.Module):
     net by net, so the function class and initial distribution are those of
     ``copies`` separate :class:`MLP` s.
 
+    Built for speed: all weights and biases live in one flat parameter (one
+    tensor for the optimizer to update) and layer ``l`` is one batched product
+    over the copies. On a scalar input (2-D couplings) with two hidden layers
+    and a batch of at least 64, the nets are evaluated exactly piece by piece
+    (:mod:`flowforge.nets.piecewise`): two table lookups per sample instead of
+    ``B x hidden x hidden`` products.
+
     Shapes: ``(B, in_features) -> (B, out_features)``.
     """
 
@@ -80,25 +90,47 @@ class ParallelMLP(nn.Module):
             raise ValueError(f"ParallelMLP needs at least one hidden layer, got layers={layers}")
         self.copies, self.out_per_copy = copies, out_features // copies
         widths = [in_features] + [hidden] * layers + [self.out_per_copy]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
-            bound = 1.0 / math.sqrt(fan_in)
-            self.weights.append(nn.Parameter(torch.empty(copies, fan_in, fan_out).uniform_(-bound, bound)))
-            self.biases.append(nn.Parameter(torch.empty(copies, 1, fan_out).uniform_(-bound, bound)))
+        #: per layer, the shapes of its weight ``(copies, fan_in, fan_out)`` and bias ``(copies, 1, fan_out)``
+        self.shapes = [
+            s for i, o in zip(widths[:-1], widths[1:], strict=True) for s in ((copies, i, o), (copies, 1, o))
+        ]
+        bounds = [1.0 / math.sqrt(i) for i in widths[:-1] for _ in range(2)]
+        #: every weight and bias, flat, in the order of ``shapes``
+        self.params = nn.Parameter(torch.cat([
+            torch.empty(shape).uniform_(-bound, bound).flatten()
+            for shape, bound in zip(self.shapes, bounds, strict=True)
+        ]))
+        self.register_load_state_dict_pre_hook(_pack_layerwise)
+
+    def layers(self) -> list[tuple[Tensor, Tensor]]:
+        """``(weight, bias)`` per layer: views into the flat parameter."""
+        views = [v.view(s) for v, s in zip(self.params.split([math.prod(s) for s in self.shapes]), self.shapes,
+                                           strict=True)]
+        return list(zip(views[::2], views[1::2], strict=True))
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[1] == 1 and len(self.weights) == 3 and piecewise.available(x):
-            out = piecewise.mlp(x, self.weights, self.biases)  # exact fused path for a scalar input
+        if x.dtype != self.params.dtype:
+            raise TypeError(f"input dtype {x.dtype} differs from the conditioner's weights' dtype {self.params.dtype};"
+                            " convert one of them (e.g. flow.to(x.dtype))")
+        layers = self.layers()
+        if x.shape[1] == 1 and len(layers) == 3 and x.shape[0] >= _PIECEWISE_MIN_BATCH:
+            out = piecewise.mlp(x, *layers[0], *layers[1], *layers[2])  # exact, no (B, hidden) activations
         else:
             # (copies, B, width) stays contiguous through every layer: batched GEMMs
             # and the in-place ReLU then run on dense memory.
-            h = x.unsqueeze(0).expand(self.copies, *x.shape)
-            for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-                h = torch.baddbmm(b, h, w).relu_()
-            out = torch.baddbmm(self.biases[-1], h, self.weights[-1])
+            (w, b), *rest = layers
+            out = torch.baddbmm(b, x.unsqueeze(0).expand(self.copies, *x.shape), w)
+            for w, b in rest:
+                out = torch.baddbmm(b, out.relu_(), w)
         return out.transpose(0, 1).reshape(x.shape[0], -1)  # (copies, B, m) -> (B, copies * m)
 
     def extra_repr(self) -> str:
-        widths = [self.weights[0].shape[1]] + [w.shape[2] for w in self.weights]
+        widths = [self.shapes[0][1]] + [s[2] for s in self.shapes[::2]]
         return f"copies={self.copies}, widths={widths}"
+
+
+def _pack_layerwise(module: ParallelMLP, state_dict: dict, prefix: str, *args) -> None:
+    """Load a state dict of the former layout (``weights.<l>``, ``biases.<l>`` per layer) into the flat one."""
+    names = [f"{prefix}{kind}.{i}" for i in range(len(module.shapes) // 2) for kind in ("weights", "biases")]
+    if prefix + "params" not in state_dict and all(n in state_dict for n in names):
+        state_dict[prefix + "params"] = torch.cat([state_dict.pop(n).flatten() for n in names])

@@ -1,150 +1,96 @@
-"""Exact fast path for ReLU MLPs whose input is a single number.
+"""Exact piecewise-linear evaluation of ReLU MLPs ``1 -> K -> H -> m`` (a scalar input).
 
-A coupling layer on 2-D data feeds its conditioner one coordinate ``x``. Then
-the first hidden layer ``relu(w x + b)`` switches unit ``j`` on or off at the
-breakpoint ``t_j = -b_j / w_j``, and between consecutive breakpoints (``H + 1``
-intervals) the second layer's pre-activation is linear in ``x``::
+A coupling layer on 2-D data feeds its conditioner one coordinate ``x``, and a
+ReLU net of one number is a piecewise-linear function of it. Evaluating it
+piece by piece replaces the ``B x K x H`` product (and every ``(B, H)``
+activation) with a table of ``O(K H)`` rows and one lookup per sample.
 
-    W2 relu(w x + b) + b2 = A_k x + C_k      for x in interval k,
-    A_k = sum_{j on in k} w_j W2[j],          C_k = b2 + sum_{j on in k} b_j W2[j]
+Level 1. Unit ``j`` of the first layer switches at ``t_j = -b_j / w_j``.
+Between consecutive sorted breakpoints (interval ``k``, ``K + 1`` of them) the
+second layer's pre-activation is linear::
 
-So the ``B x H x H`` matrix products of the second layer become a table of
-``H + 1`` rows (built in ``O(H^2)`` by walking the sorted breakpoints, one
-unit switching per step) and a per-sample row lookup. The same function and
-the same gradients (up to float rounding); breakpoints move with ``w`` and
-``b`` but ``relu`` is continuous there, so they add no gradient term.
+    relu(x w + b) @ W2 + b2 = A_k x + C_k,    A_k = on_k @ (w W2),  C_k = b2 + on_k @ (b W2)
 
-Tables, lookup, ``relu`` and the output layer run in one fused C kernel
-(``piecewise.c``, compiled once per machine with the system C compiler and
-loaded with ctypes); its backward pass recomputes the activations instead of
-storing ``(copies, B, H)`` tensors and maps the table gradients back to the
-weights with prefix sums. Without a C compiler, on CUDA, or with
-``FLOWFORGE_NATIVE=0``, :class:`~flowforge.nets.ParallelMLP` uses its
-batched matrix products instead. The kernel's backward is first-order only.
+with ``on_k`` the 0/1 row of the units on in interval ``k`` (each row a fresh
+sum of the dense path's own terms: no drift).
+
+Level 2. Inside interval ``k`` the second-layer unit ``h`` switches at
+``s_kh = -C_kh / A_kh``. Sorting each interval's events, the output
+``relu(A_k x + C_k) @ W3 + b3 = P x + Q`` on the piece after ``r`` events is the
+sum of the terms ``(A_kh, C_kh) W3[h]`` of the units on there: those on all
+along, those that rose at one of the first ``r`` events (a prefix sum) and
+those that fall at a later one (a suffix sum). A table of ``(K + 1) (H + 1)``
+rows; a sample finds its row with one ``searchsorted`` in the list of every
+interval's left end followed by its sorted events (rows ordered as the
+intervals are, so the list is sorted). Sums run over at most ``H`` terms, as
+the dense products' do, and each unit enters only pieces where it is on: no
+drift along the table and no cancellation in the gradients (a unit no sample
+switches on gets exactly zero gradient, as in the dense path).
+
+The breakpoints move with the weights but ``relu`` is continuous there, so the
+pieces have the dense path's gradients (at a kink, one of the one-sided
+derivatives). Only ordinary PyTorch operations: autograd, double backward,
+``torch.func`` and ``torch.compile`` see them, on any device, in any dtype.
 """
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import warnings
-from functools import lru_cache
-from pathlib import Path
-
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["available", "mlp"]
-
-_SOURCE = Path(__file__).with_name("piecewise.c")
-_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fPIC", "-shared"]
+__all__ = ["mlp"]
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("FLOWFORGE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "flowforge"
-    )
-    return Path(root)
-
-
-def _cpu_tag() -> str:
-    """Identifies the instruction set the library was built for (``-march=native``)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        flags = ""
-    return platform.machine() + flags
-
-
-@lru_cache(maxsize=1)
-def _library() -> ctypes.CDLL | None:
-    """Compile (once, cached on disk) and load the kernel; ``None`` when unavailable."""
-    if os.environ.get("FLOWFORGE_NATIVE", "1") == "0":
-        return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None or platform.system() == "Windows":
-        return None
-    source = _SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join([compiler, *_FLAGS, _cpu_tag()]).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"piecewise-{key}.so"
-    try:
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-                built = Path(tmp) / target.name
-                subprocess.run(
-                    [compiler, *_FLAGS, str(_SOURCE), "-o", str(built)],
-                    check=True, capture_output=True, text=True, timeout=120,
-                )
-                os.replace(built, target)  # atomic: concurrent processes never load a partial file
-        lib = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError) as err:
-        detail = getattr(err, "stderr", "") or err
-        warnings.warn(f"flowforge: fused CPU kernel unavailable, using plain PyTorch ({detail})", stacklevel=3)
-        return None
-    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    for fn, pointers in ((lib.piecewise_forward, 12), (lib.piecewise_backward, 19)):
-        fn.argtypes, fn.restype = [i64] * 6 + [ptr] * pointers, ctypes.c_int
-    return lib
-
-
-def available(x: Tensor) -> bool:
-    """Whether the fused kernel can run on ``x`` (CPU, float32/float64, library built)."""
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and _library() is not None
-
-
-def _call(fn, *args) -> None:
-    """Call a kernel: integers pass as they are, tensors (contiguous) by address."""
-    status = fn(*(a.data_ptr() if isinstance(a, Tensor) else a for a in args))
-    if status != 0:
-        raise MemoryError("flowforge piecewise kernel: out of memory for its work buffers")
-
-
-class _PiecewiseMLP(torch.autograd.Function):
-    """``relu(relu(x w1 + b1) @ W2 + b2) @ W3 + b3`` per copy via the interval tables, fused."""
-
-    @staticmethod
-    def forward(ctx, x, w1, b1, W2, b2, W3, b3):
-        x, w1, b1, W2, b2, W3, b3 = (v.contiguous() for v in (x, w1, b1, W2, b2, W3, b3))
-        copies, K, H = W2.shape
-        n, m = x.shape[0], W3.shape[-1]
-        t = x.new_empty(copies, K)
-        order = torch.empty(copies, K, dtype=torch.int64)
-        A, C = x.new_empty(copies, K + 1, H), x.new_empty(copies, K + 1, H)
-        out = x.new_empty(copies, n, m)
-        _call(_library().piecewise_forward, x.element_size(), copies, n, K, H, m,
-              x, w1, b1, W2, b2, W3, b3, t, order, A, C, out)
-        ctx.save_for_backward(x, w1, b1, W2, W3, t, order, A, C)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        x, w1, b1, W2, W3, t, order, A, C = ctx.saved_tensors
-        copies, K, H = W2.shape
-        n, m = x.shape[0], W3.shape[-1]
-        dx = x.new_empty(copies, n)
-        dA, dC = torch.zeros_like(A), torch.zeros_like(C)
-        dw1, db1, dW2 = torch.empty_like(w1), torch.empty_like(b1), torch.empty_like(W2)
-        db2, dW3, db3 = x.new_empty(copies, 1, H), torch.zeros_like(W3), x.new_zeros(copies, 1, m)
-        _call(_library().piecewise_backward, x.element_size(), copies, n, K, H, m,
-              x, w1, b1, W2, W3, t, order, A, C, g.contiguous(), dx, dA, dC, dw1, db1, dW2, db2, dW3, db3)
-        return dx.sum(0).unsqueeze(-1), dw1, db1, dW2, db2, dW3, db3
-
-
-def mlp(x: Tensor, weights, biases) -> Tensor:
-    """``copies`` ReLU MLPs ``1 -> K -> H -> m`` on a scalar input, exactly, via the interval tables.
+def mlp(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, w3: Tensor, b3: Tensor) -> Tensor:
+    """``relu(relu(x w1 + b1) @ w2 + b2) @ w3 + b3`` for ``copies`` nets on a scalar input, exactly.
 
     Args:
-        x: ``(B, 1)``. weights, biases: the three layers of a
-            :class:`~flowforge.nets.ParallelMLP` (``(copies, fan_in, fan_out)``, ``(copies, 1, fan_out)``).
+        x: ``(B, 1)``. w1, b1: ``(copies, 1, K)``. w2: ``(copies, K, H)``, b2: ``(copies, 1, H)``.
+            w3: ``(copies, H, m)``, b3: ``(copies, 1, m)``.
 
     Returns:
         ``(copies, B, m)``.
     """
-    return _PiecewiseMLP.apply(x, weights[0], biases[0], weights[1], biases[1], weights[2], biases[2])
+    copies, units, width = w2.shape
+    m = w3.shape[2]
+    w, b = w1[:, 0], b1[:, 0]  # (copies, K)
+    with torch.no_grad():  # which first-layer units are on in which interval: a 0/1 pattern
+        breaks = torch.where(w != 0, -b / w, torch.inf)  # a unit with w = 0 never switches
+        breaks, order = breaks.sort(dim=1)
+        rank = torch.empty_like(order).scatter_(1, order, torch.arange(units, device=w.device).expand(copies, -1))
+        # interval k = (breaks[k-1], breaks[k]]: unit j's breakpoint lies left of it iff rank_j < k
+        right_of = rank[:, None, :] < torch.arange(units + 1, device=w.device)[None, :, None]
+        on = torch.where(w[:, None] > 0, right_of, torch.where(w[:, None] < 0, ~right_of, b[:, None] > 0))
+        on = on.to(w2.dtype)
+    slope = torch.bmm(on, w[..., None] * w2)  # (copies, K + 1, H): A
+    offset = torch.baddbmm(b2, on, b[..., None] * w2)  # C
+    with torch.no_grad():  # second-layer switching points inside each interval
+        inf = breaks.new_full((copies, 1), torch.inf)
+        lo, hi = torch.cat([-inf, breaks], 1)[..., None], torch.cat([breaks, inf], 1)[..., None]
+        switch = -offset / slope
+        inside = (slope != 0) & (switch > lo) & (switch < hi)
+        on_left = torch.where(slope > 0, switch <= lo, torch.where(slope < 0, switch > lo, offset > 0))
+        always = on_left & ~inside
+        events, order = torch.where(inside, switch, lo).sort(dim=2)  # rows ordered by interval: one sorted list
+        rises = (inside & (slope > 0)).gather(2, order)[:, None]
+        falls = (inside & (slope < 0)).gather(2, order)[:, None]
+    # piece r of interval k (r events passed) sums the terms of its units that are on: those on all
+    # along, those that rose at an event < r (prefix sum), those that fall at an event >= r (suffix
+    # sum). A unit enters only the pieces where it is on, so its gradient is a sum of true terms
+    # (exactly 0 when no sample reaches them, as in the dense path), never a difference.
+    # Layout (copies, 2m, K + 1, H): the long unit axis innermost, where the sums run.
+    w3t = w3.transpose(1, 2)[:, :, None]  # (copies, m, 1, H)
+    terms = torch.cat([slope[:, None] * w3t, offset[:, None] * w3t], dim=1)
+    const = torch.where(always[:, None], terms, 0).sum(3) + torch.cat([torch.zeros_like(b3), b3], 2).transpose(1, 2)
+    terms = terms.gather(3, order[:, None].expand(-1, 2 * m, -1, -1))
+    rose = F.pad(torch.where(rises, terms, 0).cumsum(3), (1, 0))
+    falling = F.pad(torch.where(falls, terms, 0).flip(3).cumsum(3).flip(3), (0, 1))
+    table = (const[..., None] + rose + falling).flatten(2)  # (copies, 2m, (K + 1) (H + 1))
+    # one sorted list: per interval its left end, then its events (all >= it). A sample x in
+    # interval k passes (H + 1) k entries of earlier intervals, the left end of its own and r of its
+    # events: it reads table row (H + 1) k + r, one past its count.
+    marks = torch.cat([lo, events], dim=2).flatten(1)
+    passed = torch.searchsorted(marks, x.reshape(1, -1).expand(copies, -1).contiguous())
+    row = (passed - 1).clamp_(min=0)  # x = -inf passes nothing and belongs to row 0
+    coef = table.gather(2, row[:, None].expand(-1, 2 * m, -1)).transpose(1, 2)  # (copies, B, 2m)
+    return torch.addcmul(coef[..., m:], coef[..., :m], x)

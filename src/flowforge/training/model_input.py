@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..data import dequantize
+from ..data import Dataset
 from ..distributions import Flow
 from ..errors import DataError
 
@@ -12,21 +12,21 @@ __all__ = ["model_input"]
 
 
 def model_input(
-    flow: Flow, raw: Tensor, levels: int | None = None, noise: torch.Generator | None | str = None
+    flow: Flow, raw: Tensor, dataset: Dataset | None = None, noise: torch.Generator | None | str = None
 ) -> Tensor:
     """Raw rows or images ``(N, ...)`` in data units -> the flow's input ``(N, *event_shape)``.
 
-    Cast to the flow's dtype; quantized data (``levels``) dequantized, ``w = v + u`` with ``u ~ U[0, 1)``
-    drawn from the generator ``noise`` (``noise="center"``: ``u = 1/2``, the bin centres); moved to the
-    flow's device; reshaped when only the layout differs (a vector model on images flattens them).
-    The one path from data to model, for training, evaluation, ``check`` and the image commands.
+    Cast to the flow's dtype; quantized data (``dataset.quantized``: pixel levels or grid-recorded
+    columns) dequantized by ``dataset.dequantize`` with noise drawn from the generator ``noise``
+    (``noise="center"``: the bin centres ``v + 1/2`` of images); moved to the flow's device;
+    reshaped when only the layout differs (a vector model on images flattens them).
     """
     param = next(flow.parameters(), None)
     x = raw if param is None else raw.to(param.dtype)
-    if levels and noise == "center":
+    if dataset is not None and noise == "center" and dataset.levels:
         x = x + 0.5
-    elif levels:
-        x = dequantize(x, noise)
+    elif dataset is not None and noise != "center":
+        x = dataset.dequantize(x, noise)
     if param is not None:
         x = x.to(param.device)
     shape = tuple(flow.event_shape)

@@ -12,17 +12,21 @@ models in :mod:`flowforge.inference`.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-from ..data import SPLITS, Dataset
+from ..data import SAMPLE_ROWS, SPLITS, Dataset
 from ..distributions import Flow
+from ..errors import ConfigError
 from ..models import fit_preprocessing
 from . import distributed
 from .metrics import evaluate_nll
 from .model_input import model_input
+
+if TYPE_CHECKING:
+    from ..data.disk_rows import DiskRows
 
 __all__ = ["Objective", "DataBatches", "MaximumLikelihood", "nll_loss"]
 
@@ -80,9 +84,10 @@ def nll_loss(model: nn.Module, x: Tensor, context: Tensor | None = None) -> Tens
 
 class DataBatches:
     """Seeded epochs of shuffled mini-batches of one split, as model input (the last partial batch of an
-    epoch is dropped; full batch when ``batch_size`` is None or ``>= n``)."""
+    epoch is dropped; full batch when ``batch_size`` is None or ``>= n``). ``x`` is a tensor, or rows of
+    a file (``DiskRows``) read by index."""
 
-    def __init__(self, x: Tensor, context: Tensor | None, batch_size: int | None, seed: int,
+    def __init__(self, x: Tensor | DiskRows, context: Tensor | None, batch_size: int | None, seed: int,
                  prepare=lambda x, generator: x):
         self.x, self.context, self.prepare = x, context, prepare
         self.n = x.shape[0]
@@ -93,12 +98,13 @@ class DataBatches:
 
     def next(self) -> tuple[Tensor, Tensor | None]:
         if self.batch_size == self.n:  # whole set, no indexing
-            return self.prepare(self.x, self.generator), self.context
+            return self.prepare(self.x[:], self.generator), self.context
         if self.pos + self.batch_size > self.n:
             self.perm, self.pos = torch.randperm(self.n, generator=self.generator), 0
-        idx = self.perm[self.pos : self.pos + self.batch_size].to(self.x.device)
+        idx = self.perm[self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
-        return self.prepare(self.x[idx], self.generator), None if self.context is None else self.context[idx]
+        c = None if self.context is None else self.context[idx.to(self.context.device)]
+        return self.prepare(self.x[idx.to(self.x.device)], self.generator), c
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, int]]:
         return {"data": self.generator.get_state(), "perm": self.perm}, {"pos": self.pos}
@@ -130,14 +136,18 @@ class MaximumLikelihood(Objective):
         self.seed = seed
         param = next(self.module.parameters(), None)
         dtype = torch.get_default_dtype() if param is None else param.dtype
-        c = self.dataset.context["train"]
-        self.batches = DataBatches(
-            self.dataset.train.to(device, dtype), None if c is None else c.to(device, dtype),
-            batch_size, seed, lambda x, gen: model_input(self.module, x, self.dataset.levels, gen),
-        )
+        ds = self.dataset
+        # a split too large for memory stays on disk: batches are read from it by index
+        x = ds.train.to(device, dtype) if isinstance(ds.train, Tensor) else ds.train
+        c = ds.context["train"]
+        self.batches = DataBatches(x, None if c is None else c.to(device, dtype), batch_size, seed,
+                                   lambda x, gen: model_input(self.module, x, ds, gen))
+        if self.batches.batch_size == self.batches.n and not isinstance(x, Tensor):
+            raise ConfigError(f"{ds.name}: a training split read from disk ({self.batches.n} rows) is read in "
+                              "mini-batches; set batch_size (--batch-size)")
 
     def start(self) -> None:
-        fit_preprocessing(self.module, model_input(self.module, self.batches.x))
+        fit_preprocessing(self.module, model_input(self.module, self.batches.x[:SAMPLE_ROWS]))
         if self.module.transform.is_data_dependent:
             self.module.transform.initialize(*self.batches.next())
         if hasattr(self.module.base, "fit"):
@@ -149,8 +159,9 @@ class MaximumLikelihood(Objective):
         subsample of ``max_rows``) training rows."""
         x, c = self.batches.x, self.batches.context
         rows = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(self.seed))[:max_rows]
-        rows = rows.to(x.device)
-        latents = self.module.encode(model_input(self.module, x[rows]), None if c is None else c[rows])
+        rows = rows.to(c.device if c is not None else next(self.module.parameters()).device)
+        x = model_input(self.module, x[rows], self.dataset, self.batches.generator)
+        latents = self.module.encode(x, None if c is None else c[rows])
         self.module.base.fit(latents, seed=self.seed)
 
     def loss(self, model: nn.Module, step: int) -> Tensor:
@@ -171,6 +182,7 @@ class MaximumLikelihood(Objective):
         return {
             **{f"{s}_nll": scores[s]["nll"] for s in SPLITS},
             **{f"{s}_bits_per_dim": scores[s]["bits_per_dim"] for s in SPLITS},
+            "test_discrete_nll_bound": scores["test"]["discrete_nll_bound"],
         }
 
     def record(self) -> dict[str, Any]:
