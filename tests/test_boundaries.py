@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import flowforge as ff
+from flowforge.data import Dataset
 from flowforge.inference.latent import interpolate
 from flowforge.mode import in_mode
 from flowforge.models import build
@@ -39,11 +40,13 @@ def test_dtype_mismatch_is_refused_naming_both(name, model_dtype, data_dtype):
 def test_model_input_casts_dequantizes_and_shapes():
     flow = build("maf", dim=4, layers=1, hidden=8).float()
     raw = torch.tensor([[[0.0, 1.0], [2.0, 3.0]]], dtype=torch.float64).repeat(3, 1, 1)
-    x = model_input(flow, raw, levels=4, noise=torch.Generator().manual_seed(0))
+    images = Dataset("t", raw, raw, raw, kind="image", levels=4)
+    x = model_input(flow, raw, images, noise=torch.Generator().manual_seed(0))
     assert x.dtype == torch.float32 and x.shape == (3, 4)
     assert ((x - raw.flatten(1).float() >= 0) & (x - raw.flatten(1).float() < 1)).all()
-    assert torch.equal(model_input(flow, raw, levels=4, noise="center"), raw.flatten(1).float() + 0.5)
-    assert torch.equal(model_input(flow, raw), raw.flatten(1).float())  # continuous data: no noise
+    assert torch.equal(model_input(flow, raw, images, noise="center"), raw.flatten(1).float() + 0.5)
+    continuous = Dataset("t", raw, raw, raw)
+    assert torch.equal(model_input(flow, raw, continuous, torch.Generator()), raw.flatten(1).float())  # no noise
     with pytest.raises(ff.DataError, match=r"shape \(3,\) but the model expects \(4,\)"):
         model_input(flow, torch.zeros(2, 3))
 

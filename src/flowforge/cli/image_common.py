@@ -31,7 +31,7 @@ class ImageRun:
 
     def images(self, split: str) -> Tensor:
         """The split's images at the bin centres ``v + 1/2``, in the flow's dtype and device."""
-        return model_input(self.flow, self.dataset.split(split), self.levels, noise="center")
+        return model_input(self.flow, self.dataset.split(split), self.dataset, noise="center")
 
 
 def add_image_args(p: argparse.ArgumentParser) -> None:
