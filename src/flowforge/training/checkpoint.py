@@ -160,28 +160,29 @@ def _rebuild(meta: dict[str, Any], path: Path) -> Flow:
         raise CheckpointError(f"{path}: cannot rebuild the model from its config: {e}") from None
 
 
-def load_weights(flow: Flow, tensors: dict[str, torch.Tensor], path: Path) -> None:
+def load_weights(flow: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Load checked ``tensors`` into ``flow``: shapes and finiteness before anything is copied, then the
+    names after the modules' own translation of older layouts (e.g. ``ParallelMLP``'s per-layer weights);
+    on a refusal the module's weights are not to be used."""
     expected = flow.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
     wrong = [
         f"{k}: {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
         for k, v in expected.items()
         if k in tensors and tensors[k].shape != v.shape
     ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:3]}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:3]}")
-        if wrong:
-            parts.append(f"shape mismatch {wrong[:3]}")
-        raise CheckpointError(f"{path}: weights do not fit the model ({'; '.join(parts)})")
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{path}: non-finite values in {bad[:3]}")
-    flow.load_state_dict(tensors)
+    parts = [f"shape mismatch {wrong[:3]}"] if wrong else []
+    if not wrong:
+        try:
+            missing, unexpected = flow.load_state_dict(tensors, strict=False)
+        except RuntimeError as e:  # a translated layout whose shapes do not fit
+            raise CheckpointError(f"{path}: weights do not fit the model ({e})") from None
+        parts += [f"missing {sorted(missing)[:3]}"] if missing else []
+        parts += [f"unexpected {sorted(unexpected)[:3]}"] if unexpected else []
+    if parts:
+        raise CheckpointError(f"{path}: weights do not fit the model ({'; '.join(parts)})")
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
