@@ -15,7 +15,7 @@ import torch
 from .dataset import SPLITS, DataError, Dataset
 from .validate import check_table
 
-__all__ = ["load_table", "TABULAR_SUFFIXES"]
+__all__ = ["load_table", "table_dataset", "TABULAR_SUFFIXES"]
 
 TABULAR_SUFFIXES = (".csv", ".npy", ".npz")
 
@@ -54,19 +54,33 @@ def load_table(
         raise DataError(f"{path}: unsupported file type {suffix!r}; use {', '.join(TABULAR_SUFFIXES)}")
     table = check_table(table, str(path), columns)
     data, context, columns = _split_context(table, columns, context_cols, path)
+    return table_dataset(data, str(path), context, columns, val_fraction, test_fraction, seed)
+
+
+def table_dataset(
+    data: np.ndarray,
+    name: str,
+    context: np.ndarray | None = None,
+    columns: list[str] | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+) -> Dataset:
+    """A checked ``(N, D)`` array (and optional ``(N, C)`` context) shuffled with
+    ``seed`` and split into train / validation / test."""
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise DataError(f"split fractions must be in [0, 1) and sum below 1, got {val_fraction}, {test_fraction}")
     n = data.shape[0]
     n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
     if n - n_val - n_test < 2:
-        raise DataError(f"{path}: only {n} row(s); need at least 2 training rows after the split")
+        raise DataError(f"{name}: only {n} row(s); need at least 2 training rows after the split")
     order = np.random.default_rng(seed).permutation(n)
     parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
     tensors = {s: torch.as_tensor(data[idx], dtype=torch.float32) for s, idx in parts.items()}
     ctx = dict.fromkeys(SPLITS)
     if context is not None:
         ctx = {s: torch.as_tensor(context[idx], dtype=torch.float32) for s, idx in parts.items()}
-    return Dataset(name=str(path), **tensors, context=ctx, columns=columns)
+    return Dataset(name=name, **tensors, context=ctx, columns=columns)
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, list[str]]:

@@ -79,6 +79,6 @@ def evaluate_nll(
             cb = None if context is None else context[i : i + batch_size].to(device=device, dtype=dtype)
             total += float(-flow.log_prob(xb, cb).double().sum())
     flow.train(was_training)
-    nll = total / (n * draws)
-    dims = x[0].numel()
+    nll = total / (n * draws) if n else math.nan  # an empty split (e.g. no test rows) has no score
+    dims = math.prod(x.shape[1:])
     return {"nll": nll, "bits_per_dim": bits_per_dim(nll, dims) if levels else None, "n": int(n)}

@@ -10,7 +10,10 @@ from ..data import Dataset
 from ..distributions import Flow
 from ..models import build, model_options
 
-__all__ = ["RECIPES", "recipe", "build_for_data", "default_preprocess"]
+__all__ = ["DEFAULT_MODELS", "RECIPES", "recipe", "build_for_data", "default_preprocess"]
+
+#: The model used when none is named, per data kind (``flowforge.sklearn.FlowDensity`` reads it).
+DEFAULT_MODELS: dict[str, str] = {"vector": "realnvp", "image": "glow"}
 
 _IMAGE_TRAIN: dict[str, Any] = {"steps": 3000, "batch_size": 64, "lr": 1e-3, "eval_every": 100, "patience": 5}
 

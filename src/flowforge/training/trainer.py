@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..data import SPLITS, Dataset, dequantize
 from ..distributions import Flow
@@ -294,6 +293,8 @@ class _Run:
         step_times: list[float] = []
         t_start = time.perf_counter()
         self.flow.train()
+        from tqdm.auto import tqdm  # imported on use: `import flowforge` stays light
+
         show = cfg.progress and self.dist.is_main
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not show, desc="train", dynamic_ncols=True)
         while self.step < cfg.steps:
