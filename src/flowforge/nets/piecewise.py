@@ -94,7 +94,10 @@ def _library() -> ctypes.CDLL | None:
 
 
 def available(x: Tensor) -> bool:
-    """Whether the fused kernel can run on ``x`` (CPU, float32/float64, library built)."""
+    """Whether the fused kernel can run on ``x`` (CPU, float32/float64, library built,
+    not being traced or exported: a graph cannot hold a ctypes call)."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return False
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and _library() is not None
 
 
