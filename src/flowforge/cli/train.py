@@ -40,6 +40,7 @@ def add_parser(sub) -> None:
             "flowforge train --data my_table.csv --model realnvp --out runs/mine",
             "flowforge train --data table.csv --context-cols y --out runs/cond   # conditional on column y",
             "flowforge train --resume runs/moons --steps 4000  # continue a run",
+            "flowforge train --data moons --tensorboard runs/tb  # then: tensorboard --logdir runs/tb",
             "torchrun --nproc_per_node=2 -m flowforge train --data moons --batch-size 512 --out runs/ddp",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -69,6 +70,9 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last state")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the pictures")
+    p.add_argument("--tensorboard", type=Path, metavar="DIR",
+                   help="also log the metrics and sample pictures of every evaluation to TensorBoard in DIR "
+                        "(needs the [tensorboard] extra)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_arg(p)
     p.set_defaults(run=run)
@@ -134,7 +138,7 @@ def _train(args) -> int:
     for stale in (LAST_FILE, "metrics.csv", "summary.json"):
         if args.overwrite and (out / stale).exists():
             (out / stale).unlink()
-    result = fit(flow, dataset, config, out=out)
+    result = fit(flow, dataset, config, out=out, callbacks=_callbacks(args, dataset))
     return _finish(args, out, flow, dataset, result.summary)
 
 
@@ -147,8 +151,16 @@ def _resume(args) -> int:
     dataset = load_data(meta["data"]["name"], **data_options(meta))
     config = _train_config(args, meta["train_config"])
     flow = build(model.pop("name"), **model)
-    result = fit(flow, dataset, config, out=run_dir, resume=True)
+    result = fit(flow, dataset, config, out=run_dir, resume=True, callbacks=_callbacks(args, dataset))
     return _finish(args, run_dir, flow, dataset, result.summary)
+
+
+def _callbacks(args, dataset) -> list:
+    if args.tensorboard is None:
+        return []
+    from ..tensorboard import TensorBoardLogger  # the optional extra, imported only when asked for
+
+    return [TensorBoardLogger(args.tensorboard, dataset)]
 
 
 def _finish(args, out: Path, flow, dataset, summary: dict[str, Any]) -> int:
