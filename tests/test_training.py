@@ -34,8 +34,9 @@ def test_moons_reaches_target_nll(moons, tmp_path):
     assert {"train_nll", "val_nll", "test_nll"} <= set(summary)
 
 
-def test_resume_is_exact(moons, tmp_path):
-    cfg = dict(steps=30, batch_size=256, eval_every=10, progress=False)
+@pytest.mark.parametrize("extra", [{}, {"warmup": 15, "ema": 0.9, "clip_grad": 1.0}], ids=["plain", "warmup-ema"])
+def test_resume_is_exact(moons, tmp_path, extra):
+    cfg = dict(steps=30, batch_size=256, eval_every=10, progress=False, **extra)
     full = small_flow()
     fit(full, moons, TrainConfig(**cfg), out=tmp_path / "full")
     full_last = ff.load(tmp_path / "full" / "last.safetensors")
@@ -46,6 +47,9 @@ def test_resume_is_exact(moons, tmp_path):
     fit(resumed, moons, TrainConfig(**cfg), out=tmp_path / "part", resume=True)
     resumed_last = ff.load(tmp_path / "part" / "last.safetensors")
     for (name, a), b in zip(full_last.state_dict().items(), resumed_last.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    best_full, best_resumed = ff.load(tmp_path / "full"), ff.load(tmp_path / "part")  # the moving average's
+    for (name, a), b in zip(best_full.state_dict().items(), best_resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     rows = (tmp_path / "part" / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["10", "20", "30"]
@@ -82,7 +86,28 @@ def test_too_many_nonfinite_stops_with_last_good_checkpoint(moons, tmp_path):
     assert torch.isfinite(restored.log_prob(moons.test[:10])).all()
 
 
-@pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 0), ("lr", -1.0), ("lr", 0.0)])
+def test_moving_average_is_what_is_scored(moons):
+    # with ema the returned flow holds the average, which differs from the last raw weights
+    flow = small_flow()
+    cfg = TrainConfig(steps=40, batch_size=256, eval_every=20, warmup=10, ema=0.9, progress=False)
+    result = fit(flow, moons, cfg)
+    raw = small_flow()
+    fit(raw, moons, TrainConfig(steps=40, batch_size=256, eval_every=20, warmup=10, progress=False))
+    assert not torch.equal(next(flow.parameters()), next(raw.parameters()))
+    assert math.isclose(result.summary["val_nll"], ff.training.evaluate_nll(flow, moons.val)["nll"], rel_tol=1e-6)
+
+
+def test_warmup_then_cosine_schedule():
+    from flowforge.training.trainer import _lr_factor
+
+    factors = [_lr_factor("cosine", s, 100, 10) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0) and factors[-1] < 1e-3
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
+
+
+@pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 0), ("lr", -1.0), ("lr", 0.0),
+                                          ("ema", 1.0), ("warmup", -1), ("warmup", 2000)])
 def test_bad_config_is_refused(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value}).validate()

@@ -183,3 +183,22 @@ CASES += [
     Case("iaf-context", lambda: Inverse(MaskedAutoregressive(5, AffineMap(1.0), made, context_dim=2)),
          vectors(5), context_dim=2),
 ]
+
+# -- rational-quadratic splines (issue 10) -------------------------------------------------
+from flowforge.transforms import RQSplineMap  # noqa: E402
+
+CASES += [
+    # tail bound 2: some N(0, 1) inputs fall in the identity tails
+    Case("spline-coupling-half", lambda: Coupling(half_mask(5, True), mlp, RQSplineMap(4, 2.0)), vectors(5)),
+    Case(
+        "spline-coupling-context",
+        lambda: Coupling(alternating_mask(4, 0), mlp, RQSplineMap(3, 3.0), context_dim=2),
+        vectors(4),
+        context_dim=2,
+    ),
+    Case("spline-coupling-channel-image",
+         lambda: Coupling(channel_mask((2, 2, 2), True), conv, RQSplineMap(3, 2.0)), images(2, 2, 2)),
+    Case("spline-maf", lambda: MaskedAutoregressive(random_order(4, seed=2), RQSplineMap(5, 2.0), made), vectors(4)),
+    Case("spline-iaf-context", lambda: Inverse(MaskedAutoregressive(3, RQSplineMap(2, 3.0), made, context_dim=2)),
+         vectors(3), context_dim=2),
+]

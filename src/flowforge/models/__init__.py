@@ -4,6 +4,7 @@ from . import (  # noqa: F401  (image models, pixel preprocessing)  # noqa: F401
     iaf,
     maf,
     nice,
+    nsf,
     preprocessing,
     realnvp,  # noqa: F401  (registers itself)
 )

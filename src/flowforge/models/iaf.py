@@ -7,7 +7,10 @@ distillation (:mod:`flowforge.inference.distill`) and posterior of a VAE.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from ..distributions import Flow
+from ..transforms import AffineMap
 from .bases import make_base
 from .maf import autoregressive_stack
 from .registry import register
@@ -31,6 +34,7 @@ def iaf(
     """IAF on ``(B, dim)`` vectors; the options are those of ``maf`` (no batch norm,
     whose statistics would come from the sampling direction)."""
     transform = autoregressive_stack(
-        dim, layers, hidden, hidden_layers, permutation, residual, scale_bound, context_dim, seed, inverse=True
+        dim, layers, hidden, hidden_layers, permutation, residual, partial(AffineMap, scale_bound), context_dim, seed,
+        inverse=True,
     )
     return Flow(transform, make_base(base, (dim,)), context_dim=context_dim)

@@ -16,6 +16,7 @@ costs no gather or scatter per step.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -23,7 +24,7 @@ import torch
 from ..distributions import Flow
 from ..nets import MADE
 from ..nets.made import random_order
-from ..transforms import AffineMap, BatchNorm, Compose, Inverse, MaskedAutoregressive, Transform
+from ..transforms import AffineMap, BatchNorm, Compose, Inverse, MaskedAutoregressive, Transform, UnivariateMap
 from .bases import make_base
 from .realnvp import _check_positive
 from .registry import register
@@ -38,15 +39,16 @@ def autoregressive_stack(
     hidden_layers: int,
     permutation: str,
     residual: bool,
-    scale_bound: float | None,
+    univariate: Callable[[], UnivariateMap],
     context_dim: int,
     seed: int,
     inverse: bool = False,
-    batch_norm: bool = False,
+    between: Callable[[], Transform] | None = None,
 ) -> Compose:
     """``layers`` MAF layers (IAF layers with ``inverse=True``) in the normalizing
-    order, each with the order ``permutation`` gives it, optionally a
-    :class:`BatchNorm` between consecutive ones."""
+    order, each with the order ``permutation`` gives it and its own element-wise
+    map ``univariate()``, optionally a layer ``between()`` (batch norm, linear
+    mixing) between consecutive ones."""
     _check_positive(dim=dim, layers=layers, hidden=hidden)
     if not isinstance(hidden_layers, int) or hidden_layers < 0:
         raise ValueError(f"hidden_layers must be a non-negative integer, got {hidden_layers!r}")
@@ -60,9 +62,9 @@ def autoregressive_stack(
     made = partial(MADE, hidden=hidden, layers=hidden_layers, residual=residual, zero_init=True)
     stack: list[Transform] = []
     for i in range(layers):
-        if i > 0 and batch_norm:
-            stack.append(BatchNorm(dim))
-        layer = MaskedAutoregressive(orders[permutation](i), AffineMap(scale_bound), made, context_dim=context_dim)
+        if i > 0 and between is not None:
+            stack.append(between())
+        layer = MaskedAutoregressive(orders[permutation](i), univariate(), made, context_dim=context_dim)
         stack.append(Inverse(layer) if inverse else layer)
     return Compose(stack, event_shape=(dim,))
 
@@ -97,7 +99,7 @@ def maf(
         seed: seed of the random permutations.
     """
     transform = autoregressive_stack(
-        dim, layers, hidden, hidden_layers, permutation, residual, scale_bound, context_dim, seed,
-        batch_norm=batch_norm,
+        dim, layers, hidden, hidden_layers, permutation, residual, partial(AffineMap, scale_bound), context_dim, seed,
+        between=partial(BatchNorm, dim) if batch_norm else None,
     )
     return Flow(transform, make_base(base, (dim,)), context_dim=context_dim)

@@ -136,7 +136,8 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def _read_tensors(path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
+def read_tensors(path: str | Path, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint whose names start with ``prefix``, without it."""
     try:
         with safe_open(str(path), framework="pt") as fh:
             return {k[len(prefix) :]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}
@@ -183,7 +184,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     """``(metadata, model tensors)`` of a checkpoint file (either kind), validated."""
     file = resolve_checkpoint(path)
     meta = read_metadata(file)
-    return meta, _read_tensors(file, "model." if file.name == LAST_FILE else "")
+    return meta, read_tensors(file, "model." if file.name == LAST_FILE else "")
 
 
 def load_flow(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Flow, dict[str, Any]]:
@@ -206,9 +207,11 @@ def save_training_state(
     optimizer: torch.optim.Optimizer,
     rng: dict[str, torch.Tensor],
     meta: dict[str, Any],
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Everything ``--resume`` needs, in one atomically written file."""
-    tensors = {f"model.{k}": v for k, v in flow.state_dict().items()}
+    """Everything ``--resume`` needs, in one atomically written file (``extra``: more
+    prefixed tensors, e.g. the weights' moving average, read back with :func:`read_tensors`)."""
+    tensors = {f"model.{k}": v for k, v in flow.state_dict().items()} | (extra or {})
     opt = optimizer.state_dict()
     for pid, state in opt["state"].items():
         for key, value in state.items():
@@ -235,8 +238,8 @@ def load_training_state(
     meta = read_metadata(path)
     if meta["model"] != flow.config:
         raise CheckpointError(f"{path}: saved for model {meta['model']}, but the run now builds {flow.config}")
-    load_weights(flow, _read_tensors(path, "model."), path)
-    optim_tensors = _read_tensors(path, "optim.")
+    load_weights(flow, read_tensors(path, "model."), path)
+    optim_tensors = read_tensors(path, "optim.")
     state: dict[int, dict[str, Any]] = {}
     for key, value in optim_tensors.items():
         pid, name = key.split(".", 1)
@@ -244,4 +247,4 @@ def load_training_state(
     for pid, scalars in meta["optimizer"]["scalars"].items():
         state.setdefault(int(pid), {}).update(scalars)
     optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
-    return _read_tensors(path, "rng."), meta
+    return read_tensors(path, "rng."), meta

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.swa_utils import AveragedModel
 
 from ..data import SPLITS, Dataset, dequantize
 from ..distributions import Flow
@@ -31,6 +32,7 @@ from .checkpoint import (
     load_training_state,
     load_weights,
     read_checkpoint,
+    read_tensors,
     save_checkpoint,
     save_training_state,
 )
@@ -60,8 +62,11 @@ class TrainConfig:
     Attributes:
         steps: optimizer steps in total.
         batch_size: examples per step; None or >= the training size = full batch.
-        lr: Adam learning rate; ``schedule`` ``"constant"`` or ``"cosine"`` (to 0).
+        lr: Adam learning rate; ``schedule`` ``"constant"`` or ``"cosine"`` (to 0 at ``steps``).
+        warmup: steps of linear learning-rate warm-up from ``lr / warmup`` (0 = none).
         weight_decay: Adam weight decay.
+        ema: decay of an exponential moving average of the weights (None = none);
+            validation, the best checkpoint and the returned flow use the average.
         seed: seeds the weights' RNG, the batch order and the dequantization noise.
         eval_every: validation NLL every this many steps (and at the end).
         checkpoint_every: write ``last.safetensors`` every this many steps (0 = at evals).
@@ -76,7 +81,9 @@ class TrainConfig:
     batch_size: int | None = None
     lr: float = 1e-3
     schedule: str = "constant"
+    warmup: int = 0
     weight_decay: float = 0.0
+    ema: float | None = None
     seed: int = 0
     eval_every: int = 100
     checkpoint_every: int = 0
@@ -102,6 +109,10 @@ class TrainConfig:
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError(", ".join(f"{k} must be positive, got {getattr(self, k)!r}" for k in bad))
+        if self.warmup < 0 or self.warmup >= self.steps:
+            raise ValueError(f"warmup must be in [0, steps={self.steps}), got {self.warmup!r}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ValueError(f"ema must be a decay in (0, 1), got {self.ema!r}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"unknown schedule {self.schedule!r}; choose constant or cosine")
 
@@ -133,10 +144,24 @@ class _Batches:
         return idx
 
 
-def _lr_factor(schedule: str, step: int, steps: int) -> float:
+def _lr_factor(schedule: str, step: int, steps: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then constant or a cosine decay to 0 at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
     if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
+        return 0.5 * (1 + math.cos(math.pi * min(step - warmup, steps - warmup) / max(steps - warmup, 1)))
     return 1.0
+
+
+def _ema(decay: float):
+    """``multi_avg_fn`` for AveragedModel: EMA whose decay ramps up as ``min(decay, (1 + n) / (10 + n))``,
+    so the average forgets the random initial weights within tens of steps."""
+
+    def update(averaged: list[Tensor], current: list[Tensor], n: Tensor | int) -> None:
+        n = int(n)
+        torch._foreach_lerp_(averaged, current, 1 - min(decay, (1 + n) / (10 + n)))
+
+    return update
 
 
 def fit(
@@ -194,7 +219,28 @@ class _Run:
         self.step, self.best_val, self.best_step, self.evals_since_best, self.skipped = 0, math.inf, 0, 0, 0
         self.history: list[dict[str, Any]] = []
         self.model = flow
+        self.averaged: AveragedModel | None = None  # the weights' moving average (config.ema)
         self.best_state: dict[str, Tensor] | None = None  # kept in memory when no folder is written
+
+    @property
+    def scored(self) -> Flow:
+        """The flow that is validated and checkpointed: the moving average when there is one."""
+        return self.averaged.module if self.averaged is not None else self.flow
+
+    def start_averaging(self, state: dict[str, Tensor] | None) -> None:
+        if self.config.ema is None:
+            return
+        self.averaged = AveragedModel(self.flow, multi_avg_fn=_ema(self.config.ema))
+        if state is not None:
+            self.averaged.load_state_dict(state)
+
+    def update_average(self) -> None:
+        """Parameters are averaged; buffers (batch-norm statistics, fitted preprocessing) follow the flow."""
+        if self.averaged is None:
+            return
+        self.averaged.update_parameters(self.flow)
+        for mine, current in zip(self.averaged.module.buffers(), self.flow.buffers(), strict=True):
+            mine.copy_(current)
 
     def global_batch(self) -> tuple[Tensor, Tensor | None]:
         idx = self.batches.next()
@@ -214,6 +260,7 @@ class _Run:
         self.step, self.best_val, self.best_step = int(state["step"]), float(state["best_val"]), int(state["best_step"])
         self.evals_since_best, self.skipped = int(state["evals_since_best"]), int(state["skipped_total"])
         self.history = _read_metrics(self.out, self.step)
+        self.start_averaging(read_tensors(self.out / LAST_FILE, "ema.") if self.config.ema is not None else None)
 
     def start_fresh(self) -> None:
         torch.manual_seed(self.config.seed)
@@ -221,6 +268,7 @@ class _Run:
         if self.flow.transform.is_data_dependent:
             xb, cb = self.global_batch()
             self.flow.transform.initialize(xb, cb)
+        self.start_averaging(None)
 
     def save_last(self) -> None:
         if not self.writes:
@@ -234,13 +282,14 @@ class _Run:
             "evals_since_best": self.evals_since_best,
             "skipped_total": self.skipped,
         }
-        save_training_state(self.out / LAST_FILE, self.flow, self.optimizer, rng, {**self.record, **state})
+        extra = {} if self.averaged is None else {f"ema.{k}": v for k, v in self.averaged.state_dict().items()}
+        save_training_state(self.out / LAST_FILE, self.flow, self.optimizer, rng, {**self.record, **state}, extra)
 
     def optimizer_step(self) -> tuple[float, float]:
         """One update; returns ``(loss, grad norm)``; non-finite ones skip the update."""
         cfg = self.config
         for group in self.optimizer.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(cfg.schedule, self.step, cfg.steps)
+            group["lr"] = cfg.lr * _lr_factor(cfg.schedule, self.step, cfg.steps, cfg.warmup)
         xb, cb = self.global_batch()
         xb, cb = self.dist.shard(xb), self.dist.shard(cb)
         self.optimizer.zero_grad(set_to_none=True)
@@ -251,11 +300,12 @@ class _Run:
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad or math.inf))
         if math.isfinite(value) and math.isfinite(grad_norm):
             self.optimizer.step()
+            self.update_average()
         return value, grad_norm
 
     def evaluate(self, running: list[float], grad_norm: float, t_start: float) -> dict[str, Any]:
         ds = self.dataset
-        val = evaluate_nll(self.flow, ds.val, ds, ds.context["val"])
+        val = evaluate_nll(self.scored, ds.val, ds, ds.context["val"])
         self.flow.train()
         row = {
             "step": self.step,
@@ -272,16 +322,16 @@ class _Run:
             self.best_val, self.best_step, self.evals_since_best = val["nll"], self.step, 0
             if self.writes:
                 meta = {**self.record, "step": self.step, "val_nll": self.best_val}
-                save_checkpoint(self.out / MODEL_FILE, self.flow, meta)
+                save_checkpoint(self.out / MODEL_FILE, self.scored, meta)
             elif self.out is None:
-                self.best_state = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}
+                self.best_state = {k: v.detach().clone() for k, v in self.scored.state_dict().items()}
         else:
             self.evals_since_best += 1
         if self.writes:
             _write_metrics(self.out, self.history)
         if self.dist.is_main:
             for callback in self.callbacks:
-                callback(row, self.flow)
+                callback(row, self.scored)  # the weights the row scored (the average, with EMA)
         return row
 
     def train(self, resume: bool) -> TrainResult:

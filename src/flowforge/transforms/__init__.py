@@ -10,6 +10,7 @@ from .masks import alternating_mask, channel_mask, checkerboard_mask, half_mask
 from .normalization import ActNorm, BatchNorm
 from .permutation import Permutation
 from .reshape import Flatten, Multiscale, Squeeze
+from .splines import RQSplineMap, rational_quadratic_spline
 from .univariate import AdditiveMap, AffineMap, UnivariateMap
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "MaskedAutoregressive",
     "Multiscale",
     "Permutation",
+    "RQSplineMap",
     "Rescale",
     "Squeeze",
     "Standardize",
@@ -37,4 +39,5 @@ __all__ = [
     "channel_mask",
     "checkerboard_mask",
     "half_mask",
+    "rational_quadratic_spline",
 ]
