@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["foundation", "images", "maf", "vi", "training"]
+ORDER = ["foundation", "images", "maf", "vi", "training", "integrations"]
 
 
 def main() -> int:
