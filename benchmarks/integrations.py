@@ -9,14 +9,17 @@
    and max |posterior std error| against the analytic posterior at x_o, from
    4000 posterior samples; sbi's own NSF / MAF next to flowforge's.
 3. Export: ONNX (onnxruntime) vs PyTorch log_prob on CPU, one thread: max abs
-   difference on 4096 rows and rows/s at batch 1024, for Real NVP, MAF, NSF
-   (6-D, as the weather table) and Glow (1x8x8 digits).
+   difference on 4096 of the model's own samples (Glow: dequantized digits)
+   (and each one's float32 error
+   against PyTorch in float64), rows/s at batch 1024, for Real NVP, MAF, NSF
+   (6-D, as the weather table) and Glow (1x8x8 digits); untrained models with
+   perturbed weights.
 4. scikit-learn: held-out mean log-likelihood (nats per row) of FlowDensity
    with its defaults vs KernelDensity (bandwidth by 3-fold CV) and
    GaussianMixture (components and covariance by 3-fold CV) on moons and the
    weather table of ../shared/bench (its split, standardized units).
 
-Usage: python benchmarks/integrations.py [--quick] [--threads N] [--part funnel,sbi,onnx,sklearn]
+Usage: python benchmarks/integrations.py [--quick] [--threads N] [--part funnel,sbi,onnx,sklearn] [--shared DIR]
 Writes benchmarks/results/integrations.json (integrations_quick.json with
 --quick) and prints markdown tables. About 6-9 min on 1 thread of a quiet
 2-core machine.
@@ -138,22 +141,30 @@ def bench_onnx(quick: bool) -> list[dict]:
     from flowforge.export import export
 
     models = {
-        "realnvp": ({"dim": 6}, (6,), None),
-        "maf": ({"dim": 6}, (6,), None),
-        "nsf": ({"dim": 6}, (6,), None),
-        "glow": ({"shape": [1, 8, 8], "preprocess": [{"type": "logit", "levels": 17}]}, (1, 8, 8), 17),
+        "realnvp": {"dim": 6},
+        "maf": {"dim": 6},
+        "nsf": {"dim": 6},
+        "glow": {"shape": [1, 8, 8], "preprocess": [{"type": "logit", "levels": 17}]},
     }
     n, repeats = (1024, 1) if quick else (4096, 5)
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = torch.get_num_threads()
     rows = []
-    for name, (config, shape, levels) in models.items():
+    for name, config in models.items():
         torch.manual_seed(0)
-        flow = ff.models.build(name, **config).eval()
-        with torch.no_grad():  # away from the identity the zero-initialized layers start at
-            for p in flow.parameters():
-                p.add_(0.05 * torch.randn_like(p))
-        x = torch.rand(n, *shape) * (levels - 1) if levels else torch.randn(n, *shape)
+        flow = ff.models.build(name, **config)
+        with torch.no_grad():
+            if name == "glow":  # dequantized digits; ActNorm initialized on them as training would
+                digits = ff.data.load_dataset("digits").test
+                x = ff.data.dequantize(digits[torch.randint(len(digits), (n,))], torch.Generator().manual_seed(0))
+                flow.transform.initialize(x[:512])
+            for p in flow.parameters():  # away from the identity the zero-initialized layers start at
+                p.add_(0.01 * torch.randn_like(p))
+            flow.eval()
+            if name != "glow":  # rows the model finds typical: log-densities of a realistic size
+                x = flow.sample(n)
+            exact = flow.double().log_prob(x.double()).numpy()
+            flow.float()
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             path = export(flow, Path(tmp) / f"{name}.onnx")
@@ -165,6 +176,8 @@ def bench_onnx(quick: bool) -> list[dict]:
                 torch_rate = _rows_per_s(flow.log_prob, x, 1024, repeats)
             onnx_rate = _rows_per_s(lambda b: session.run(None, {"x": b}), x.numpy(), 1024, repeats)
         rows.append({"model": name, "max_abs_diff": float(np.abs(onnx_out - torch_out).max()),
+                     "torch_float32_error": float(np.abs(torch_out - exact).max()),
+                     "onnx_float32_error": float(np.abs(onnx_out - exact).max()),
                      "torch_rows_per_s": torch_rate, "onnx_rows_per_s": onnx_rate, "export_s": export_s})
         print(f"  {name}: max |diff| {rows[-1]['max_abs_diff']:.2e}  torch {torch_rate:.0f}/s  onnx {onnx_rate:.0f}/s",
               flush=True)
@@ -197,15 +210,15 @@ def _sklearn_scores(name: str, train: np.ndarray, test: np.ndarray, quick: bool)
     return rows
 
 
-def bench_sklearn(quick: bool) -> list[dict]:
+def bench_sklearn(quick: bool, shared: Path) -> list[dict]:
     moons = ff.data.load_dataset("moons")
     rows = _sklearn_scores("moons", torch.cat([moons.train, moons.val]).numpy(), moons.test.numpy(), quick)
-    sys.path.insert(0, str(ROOT.parent / "shared" / "bench"))
-    try:
-        from common import weather_data
-    except ImportError:
-        print("  weather: ../shared/bench not found; skipped", flush=True)
+    if not (shared / "bench" / "common.py").exists():
+        print(f"  weather: {shared}/bench not found; skipped (see --shared)", flush=True)
         return rows
+    sys.path.insert(0, str(shared / "bench"))
+    from common import weather_data
+
     w = weather_data()
     train = torch.cat([w["train"], w["val"]]).numpy()
     return rows + _sklearn_scores("weather", train[:2000] if quick else train, w["test"].numpy(), quick)
@@ -224,9 +237,11 @@ def tables(results: dict) -> str:
                 for r in results["sbi"]]
         out.append("")
     if "onnx" in results:
-        out += ["| model | ONNX max abs diff | PyTorch rows/s | onnxruntime rows/s |", "|---|---|---|---|"]
-        out += [f"| {r['model']} | {r['max_abs_diff']:.1e} | {r['torch_rows_per_s']:,.0f} | "
-                f"{r['onnx_rows_per_s']:,.0f} |" for r in results["onnx"]]
+        out += ["| model | ONNX vs PyTorch max abs diff | each vs float64 (PyTorch / ONNX) | PyTorch rows/s | "
+                "onnxruntime rows/s |", "|---|---|---|---|---|"]
+        out += [f"| {r['model']} | {r['max_abs_diff']:.1e} | {r['torch_float32_error']:.1e} / "
+                f"{r['onnx_float32_error']:.1e} | {r['torch_rows_per_s']:,.0f} | {r['onnx_rows_per_s']:,.0f} |"
+                for r in results["onnx"]]
         out.append("")
     if "sklearn" in results:
         out += ["| data | estimator | held-out log-likelihood (nats/row) | fit s |", "|---|---|---|---|"]
@@ -239,10 +254,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks that the script runs")
     parser.add_argument("--threads", type=int, default=1, help="torch / onnxruntime threads (default 1)")
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared",
+                        help="the shared/ folder holding bench/ (default: ../shared)")
     parser.add_argument("--part", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    bench = {"funnel": bench_funnel, "sbi": bench_sbi, "onnx": bench_onnx, "sklearn": bench_sklearn}
+    bench = {"funnel": bench_funnel, "sbi": bench_sbi, "onnx": bench_onnx,
+             "sklearn": lambda quick: bench_sklearn(quick, args.shared)}
     results: dict = {"quick": args.quick, "threads": args.threads, "torch": torch.__version__}
     for part in args.part.split(","):
         if part not in bench:
