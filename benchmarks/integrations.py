@@ -174,7 +174,7 @@ def bench_onnx(quick: bool) -> list[dict]:
             with torch.no_grad():
                 torch_out = flow.log_prob(x).numpy()
                 torch_rate = _rows_per_s(flow.log_prob, x, 1024, repeats)
-            onnx_rate = _rows_per_s(lambda b: session.run(None, {"x": b}), x.numpy(), 1024, repeats)
+            onnx_rate = _rows_per_s(lambda b, s=session: s.run(None, {"x": b}), x.numpy(), 1024, repeats)
         rows.append({"model": name, "max_abs_diff": float(np.abs(onnx_out - torch_out).max()),
                      "torch_float32_error": float(np.abs(torch_out - exact).max()),
                      "onnx_float32_error": float(np.abs(onnx_out - exact).max()),

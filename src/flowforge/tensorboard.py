@@ -76,7 +76,8 @@ class TensorBoardLogger:
             from .viz import data_vs_samples_figure
 
             labels = ds.labels["test"]
-            figure = data_vs_samples_figure(ds.test[:n].flatten(1), x.flatten(1), None if labels is None else labels[:n])
+            labels = None if labels is None else labels[:n]
+            figure = data_vs_samples_figure(ds.test[:n].flatten(1), x.flatten(1), labels)
             self.writer.add_figure("samples", figure, step)
 
     def close(self) -> None:

@@ -17,7 +17,14 @@ from torch import Tensor  # noqa: E402
 
 from ..distributions import Flow  # noqa: E402
 
-__all__ = ["data_vs_samples_figure", "plot_data_vs_samples", "plot_density", "plot_latent_space", "plot_loss_curves", "density_grid"]
+__all__ = [
+    "data_vs_samples_figure",
+    "plot_data_vs_samples",
+    "plot_density",
+    "plot_latent_space",
+    "plot_loss_curves",
+    "density_grid",
+]
 
 
 def _scatter(ax, x: np.ndarray, title: str, labels: np.ndarray | None = None, color: str = "C0") -> None:
