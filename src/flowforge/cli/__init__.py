@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import check, distill, evaluate, fit_target, inpaint, interpolate, manipulate, plot, sample, train, vae
+from . import check, distill, evaluate, export, fit_target, inpaint, interpolate, manipulate, plot, sample, train, vae
 from .common import USER_ERRORS
 
-COMMANDS = [train, evaluate, sample, plot, check, fit_target, vae, interpolate, manipulate, inpaint, distill]
+COMMANDS = [train, evaluate, sample, plot, check, fit_target, vae, interpolate, manipulate, inpaint, distill, export]
 
 
 def make_parser() -> argparse.ArgumentParser:

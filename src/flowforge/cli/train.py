@@ -45,6 +45,7 @@ def add_parser(sub) -> None:
             "flowforge train --data weather.csv --dequantize none   # keep grid-recorded columns as recorded",
             "flowforge train --data big.npy --model maf --batch-size 512   # a .npy over 256 MB stays on disk",
             "flowforge train --resume runs/moons --steps 4000  # continue a run",
+            "flowforge train --data moons --tensorboard runs/tb  # then: tensorboard --logdir runs/tb",
             "torchrun --nproc_per_node=2 -m flowforge train --data moons --batch-size 512 --out runs/ddp",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -81,6 +82,9 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last state")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the pictures")
+    p.add_argument("--tensorboard", type=Path, metavar="DIR",
+                   help="also log the metrics and sample pictures of every evaluation to TensorBoard in DIR "
+                        "(needs the [tensorboard] extra)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_arg(p)
     p.set_defaults(run=run)
@@ -111,8 +115,6 @@ def _train_config(args, base: dict[str, Any]) -> TrainConfig:
     for key in keys:
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
-    if args.resume is None and args.steps is not None and args.warmup is None:  # a proportionate warm-up
-        values["warmup"] = min(values.get("warmup", 0), args.steps // 10)
     if values.get("ema") == 0:
         values["ema"] = None
     values["device"] = str(resolve_device(args.device))
@@ -154,13 +156,13 @@ def _train(args) -> int:
     out = args.out or Path("runs") / f"{Path(str(args.data)).stem}-{args.model}"
     if (out / MODEL_FILE).exists() and not args.overwrite:
         raise CLIError(f"{out} already holds a trained run; use --resume {out}, --overwrite, or another --out")
-    config = _train_config(args, train_defaults(args.model, dataset))
+    config = _train_config(args, train_defaults(args.model, dataset, args.steps))
     torch.manual_seed(config.seed)  # initial weights follow --seed
     flow = build_for_data(args.model, dataset, **_model_options(args))
     for stale in (LAST_FILE, "metrics.csv", "summary.json"):
         if args.overwrite and (out / stale).exists():
             (out / stale).unlink()
-    result = fit(flow, dataset, config, out=out)
+    result = fit(flow, dataset, config, out=out, callbacks=_callbacks(args, dataset))
     return _finish(args, out, flow, dataset, result.summary)
 
 
@@ -173,8 +175,16 @@ def _resume(args) -> int:
     dataset = load_data(meta["data"]["name"], **data_options(meta))
     config = _train_config(args, meta["train_config"])
     flow = build(model.pop("name"), **model)
-    result = fit(flow, dataset, config, out=run_dir, resume=True)
+    result = fit(flow, dataset, config, out=run_dir, resume=True, callbacks=_callbacks(args, dataset))
     return _finish(args, run_dir, flow, dataset, result.summary)
+
+
+def _callbacks(args, dataset) -> list:
+    if args.tensorboard is None:
+        return []
+    from ..tensorboard import TensorBoardLogger  # the optional extra, imported only when asked for
+
+    return [TensorBoardLogger(args.tensorboard, dataset)]
 
 
 def _finish(args, out: Path, flow, dataset, summary: dict[str, Any]) -> int:

@@ -12,7 +12,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
-from tqdm.auto import tqdm
 
 from ..data import SAMPLE_ROWS, SPLITS, Dataset
 from ..distributions import Flow
@@ -39,9 +38,11 @@ from .checkpoint import (
 )
 from .metrics import as_model_input, evaluate_nll
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingError", "fit", "nll_loss"]
+__all__ = ["EvalCallback", "TrainConfig", "TrainResult", "TrainingError", "fit", "nll_loss"]
 
 LossFn = Callable[[Flow, Tensor, Tensor | None], Tensor]
+#: Called after each evaluation with the metrics row and the flow (e.g. ``flowforge.tensorboard.TensorBoardLogger``).
+EvalCallback = Callable[[dict[str, Any], Flow], None]
 METRICS_FIELDS = ["step", "train_loss", "val_nll", "val_bits_per_dim", "lr", "grad_norm", "skipped_steps", "elapsed_s"]
 
 
@@ -174,6 +175,7 @@ def fit(
     loss: LossFn = nll_loss,
     resume: bool = False,
     meta: dict[str, Any] | None = None,
+    callbacks: Sequence[EvalCallback] = (),
 ) -> TrainResult:
     """Train ``flow`` on ``dataset.train``, validating on ``dataset.val``.
 
@@ -186,20 +188,23 @@ def fit(
     each global batch is sharded over the ranks, and only rank 0 writes.
 
     ``loss(model, x, context)`` gets the module to call (the DDP wrapper under
-    torchrun, whose call is ``flow.log_prob``).
+    torchrun, whose call is ``flow.log_prob``). Each of ``callbacks`` is called
+    as ``callback(row, flow)`` after every evaluation (rank 0 only), ``row``
+    being the new ``metrics.csv`` row.
 
     Returns:
         :class:`TrainResult`; the flow ends holding the best validation weights.
     """
-    return _Run(flow, dataset, config or TrainConfig(), out, loss, meta).train(resume)
+    return _Run(flow, dataset, config or TrainConfig(), out, loss, meta, callbacks).train(resume)
 
 
 class _Run:
     """State of one training run (the body of :func:`fit`)."""
 
-    def __init__(self, flow: Flow, dataset: Dataset, config: TrainConfig, out, loss: LossFn, meta):
+    def __init__(self, flow: Flow, dataset: Dataset, config: TrainConfig, out, loss: LossFn, meta, callbacks=()):
         config.validate()
         self.flow, self.dataset, self.config, self.loss = flow, dataset, config, loss
+        self.callbacks = list(callbacks)
         self.dist = distributed.info()
         self.out = Path(out) if out is not None else None
         self.writes = self.out is not None and self.dist.is_main
@@ -345,6 +350,9 @@ class _Run:
             self.evals_since_best += 1
         if self.writes:
             _write_metrics(self.out, self.history)
+        if self.dist.is_main:
+            for callback in self.callbacks:
+                callback(row, self.scored)  # the weights the row scored (the average, with EMA)
         return row
 
     def train(self, resume: bool) -> TrainResult:
@@ -368,6 +376,8 @@ class _Run:
         compile_s = None
         t_start = time.perf_counter()
         self.flow.train()
+        from tqdm.auto import tqdm  # imported on use: `import flowforge` stays light
+
         show = cfg.progress and self.dist.is_main
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not show, desc="train", dynamic_ncols=True)
         while self.step < cfg.steps:
