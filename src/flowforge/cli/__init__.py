@@ -14,7 +14,7 @@ import traceback
 from ..errors import FlowforgeError
 
 COMMANDS = ["train", "evaluate", "sample", "plot", "check", "fit_target", "vae", "interpolate", "manipulate",
-            "inpaint", "distill"]
+            "inpaint", "distill", "export"]
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -46,6 +46,7 @@ def add_parser(sub) -> None:
             "flowforge train --data weather.csv --dequantize none   # keep grid-recorded columns as recorded",
             "flowforge train --data big.npy --model maf --batch-size 512   # a .npy over 256 MB stays on disk",
             "flowforge train --resume runs/moons --steps 4000  # continue a run",
+            "flowforge train --data moons --tensorboard runs/tb  # then: tensorboard --logdir runs/tb",
             "torchrun --nproc_per_node=2 -m flowforge train --data moons --batch-size 512 --out runs/ddp",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,6 +83,9 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last state")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the pictures")
+    p.add_argument("--tensorboard", type=Path, metavar="DIR",
+                   help="also log the metrics and sample pictures of every evaluation to TensorBoard in DIR "
+                        "(needs the [tensorboard] extra)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_arg(p)
     p.set_defaults(run=run)
@@ -112,8 +116,6 @@ def _train_config(args, base: dict[str, Any]) -> TrainConfig:
     for key in keys:
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
-    if args.resume is None and args.steps is not None and args.warmup is None:  # a proportionate warm-up
-        values["warmup"] = min(values.get("warmup", 0), args.steps // 10)
     if values.get("ema") == 0:
         values["ema"] = None
     values["device"] = str(resolve_device(args.device))
@@ -153,11 +155,11 @@ def _train(args) -> int:
         print(f"flowforge train: warning: {warning.message}", file=sys.stderr)
     args.model = args.model or DEFAULT_MODELS[dataset.kind]
     out = args.out or Path("runs") / f"{Path(str(args.data)).stem}-{args.model}"
-    config = _train_config(args, train_defaults(args.model, dataset))
+    config = _train_config(args, train_defaults(args.model, dataset, args.steps))
     torch.manual_seed(config.seed)  # initial weights follow --seed
     flow = build_for_data(args.model, dataset, **_model_options(args))
     with new_run(out, args.overwrite) as run:
-        result = fit(flow, dataset, config, out=run)
+        result = fit(flow, dataset, config, out=run, callbacks=_callbacks(args, dataset))
         return _finish(args, out, flow, dataset, result.summary)
 
 
@@ -168,8 +170,16 @@ def _resume(args) -> int:
     config = _train_config(args, meta["train_config"])
     flow = build(model.pop("name"), **model)
     with writing(run):
-        result = fit(flow, dataset, config, out=run, resume=True)
+        result = fit(flow, dataset, config, out=run, resume=True, callbacks=_callbacks(args, dataset))
         return _finish(args, run.path, flow, dataset, result.summary)
+
+
+def _callbacks(args, dataset) -> list:
+    if args.tensorboard is None:
+        return []
+    from ..tensorboard import TensorBoardLogger  # the optional extra, imported only when asked for
+
+    return [TensorBoardLogger(args.tensorboard, dataset)]
 
 
 def _finish(args, out: Path, flow, dataset, summary: dict[str, Any]) -> int:

@@ -68,8 +68,8 @@ def evaluate_nll(
                 xb = model_input(flow, x[i : min(i + batch_size, n)], dataset, gen)
                 cb = None if context is None else context[i : min(i + batch_size, n)].to(xb)
                 total += float(-flow.log_prob(xb, cb).double().sum())
-    nll = total / (n * draws)
-    dims = x[0].numel()
+    nll = total / (n * draws) if n else math.nan  # an empty split (e.g. no test rows) has no score
+    dims = math.prod(x.shape[1:])
     resolution = dataset.resolution if dataset is not None else None
     return {
         "nll": nll,

@@ -88,7 +88,11 @@ class DiagonalScaling(Transform):
 def _check_domain(x: Tensor, lo: float, hi: float, what: str) -> None:
     """Inputs must lie in the open interval ``(lo, hi)`` where the map is a bijection.
 
-    One reduction and one device-to-host copy per call (NaN propagates through min/max)."""
+    One reduction and one device-to-host copy per call (NaN propagates through min/max).
+    Skipped while a graph is traced or exported (``flowforge.export``): a graph cannot
+    raise, so there out-of-domain rows give NaN."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return
     x_lo, x_hi = torch.stack(torch.aminmax(x.detach())).tolist()
     if not (math.isfinite(x_lo) and math.isfinite(x_hi)):
         raise DataError(f"{what}: input contains NaN or infinity")
