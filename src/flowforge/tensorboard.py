@@ -22,7 +22,6 @@ import torch
 
 from .data import Dataset
 from .distributions import Flow
-from .training.trainer import METRICS_FIELDS
 
 __all__ = ["TensorBoardLogger"]
 
@@ -45,9 +44,9 @@ class TensorBoardLogger:
 
     def __call__(self, row: dict[str, Any], flow: Flow) -> None:
         step = int(row["step"])
-        for key in METRICS_FIELDS:
-            if key != "step" and row.get(key) is not None:
-                self.writer.add_scalar(f"metrics/{key}", row[key], step)
+        for key, value in row.items():  # the row is a line of metrics.csv
+            if key != "step" and isinstance(value, (int, float)):
+                self.writer.add_scalar(f"metrics/{key}", value, step)
         if self.dataset is not None:
             self._pictures(flow, step)
         self.writer.flush()
