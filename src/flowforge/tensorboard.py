@@ -44,8 +44,8 @@ class TensorBoardLogger:
 
     def __call__(self, row: dict[str, Any], flow: Flow) -> None:
         step = int(row["step"])
-        for key, value in row.items():  # the metrics.csv fields of the run's objective
-            if key != "step" and value is not None:
+        for key, value in row.items():  # the row is a line of metrics.csv
+            if key != "step" and isinstance(value, (int, float)):
                 self.writer.add_scalar(f"metrics/{key}", value, step)
         if self.dataset is not None:
             self._pictures(flow, step)
