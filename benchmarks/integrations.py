@@ -65,8 +65,8 @@ def bench_funnel(quick: bool) -> list[dict]:
         "AutoIAFNormal (Pyro)": lambda: AutoIAFNormal(funnel_model, num_transforms=3),
         "flowforge IAF": lambda: AutoNormalizingFlow(
             funnel_model, lambda d: to_pyro(ff.models.build("iaf", dim=d, layers=3, hidden=32))),
-        "flowforge NSF": lambda: AutoNormalizingFlow(
-            funnel_model, lambda d: to_pyro(ff.models.build("nsf", dim=d, layers=3, hidden=32))),
+        "flowforge NSF": lambda: AutoNormalizingFlow(  # IAF-style spline layers: one pass to sample
+            funnel_model, lambda d: to_pyro(ff.models.build("nsf", dim=d, layers=3, hidden=32, inverse=True))),
     }
     rows = []
     for name, make in guides.items():
