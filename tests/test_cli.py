@@ -30,7 +30,7 @@ def test_train_writes_the_run_folder(run_dir):
 def test_evaluate_json_contract(run_dir, capsys):
     assert main(["evaluate", str(run_dir), "--data", "moons", "--split", "test", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"nll", "bits_per_dim", "n"}
+    assert set(result) == {"nll", "bits_per_dim", "discrete_nll_bound", "n"}
     assert result["bits_per_dim"] is None and result["n"] == 20000
     summary = json.loads((run_dir / "summary.json").read_text())
     assert result["nll"] == pytest.approx(summary["test_nll"], rel=1e-6)

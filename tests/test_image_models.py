@@ -113,7 +113,7 @@ def test_actnorm_state_survives_checkpoint_save_and_load(tmp_path):
         ("realnvp", {"shape": [1, 4, 4], "scales": 3}, r"1x1 images at the last scale"),
         ("glow", {"shape": [8, 8]}, r"shape=\[C, H, W\]"),
         ("glow", {"permutation": "shuffle"}, r"choose from lu, conv, random, reverse"),
-        ("glow", {"coupling": "spline"}, r"choose from affine, additive"),
+        ("glow", {"coupling": "cubic"}, r"choose from affine, additive, spline"),
         ("nice", {"dim": 4, "shape": [1, 2, 2]}, r"not both"),
     ],
 )

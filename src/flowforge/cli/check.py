@@ -7,7 +7,6 @@ from pathlib import Path
 
 import torch
 
-from ..data import dequantize
 from ..testing import check_transform
 from ..training.metrics import as_model_input
 from .common import add_device_arg, examples, load_run, positive_float, positive_int, run_dataset
@@ -39,8 +38,7 @@ def run(args) -> int:
     flow = flow.double().eval()
     p = next(flow.parameters())
     x = dataset.test[: args.n].to(p.device, torch.float64)
-    if dataset.levels:
-        x = dequantize(x, torch.Generator().manual_seed(0))
+    x = dataset.dequantize(x, torch.Generator().manual_seed(0))
     x = as_model_input(flow, x)
     ctx = dataset.context["test"]
     ctx = None if ctx is None else ctx[: args.n].to(p.device, torch.float64)

@@ -88,12 +88,13 @@ def run_dataset(meta: dict[str, Any], data: str | None) -> Dataset:
 
 
 #: Loader options a run records in its metadata (``Dataset.info``) so that later commands reload the same data.
-RECORDED_OPTIONS = ("context_cols", "path")
+RECORDED_OPTIONS = ("context_cols", "path", "dequantize")
 
 
 def data_options(meta: dict[str, Any], same_data: bool = True) -> dict[str, Any]:
-    """Loader options recorded with the run: CSV context columns, and (for the
-    run's own data set only, ``same_data``) the files of a built-in image set."""
+    """Loader options recorded with the run: CSV context columns, a table's
+    per-column dequantization, and (for the run's own data set only,
+    ``same_data``) the files of a built-in image set."""
     recorded = meta.get("data", {})
     keys = RECORDED_OPTIONS if same_data else ("context_cols",)
     return {k: recorded[k] for k in keys if recorded.get(k)}
@@ -102,7 +103,9 @@ def data_options(meta: dict[str, Any], same_data: bool = True) -> dict[str, Any]
 def load_data(name: str, **options: Any) -> Dataset:
     """``load_dataset`` that records its options in ``Dataset.info`` (hence in checkpoints)."""
     dataset = load_dataset(name, **options)
-    dataset.info.update({k: options[k] for k in RECORDED_OPTIONS if options.get(k)})
+    for key in RECORDED_OPTIONS:  # what the loader resolved itself (dequantize="auto" -> widths) wins
+        if options.get(key):
+            dataset.info.setdefault(key, options[key])
     return dataset
 
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..data import datasets_taking
+from ..data import GridWarning, datasets_taking
+from ..data.tabular import TABULAR_SUFFIXES
 from ..models import build, model_options
 from ..training import TrainConfig, distributed, fit
 from ..training.checkpoint import LAST_FILE, MODEL_FILE, read_metadata
-from ..training.recipes import build_for_data, recipe
+from ..training.recipes import DEFAULT_MODELS, build_for_data, train_defaults
 from .common import (
     CLIError,
     add_device_arg,
@@ -31,21 +33,24 @@ from .plot import write_run_plots
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train a flow (no arguments: Real NVP on two moons)",
+        help="train a flow (no arguments: a spline flow on two moons)",
         description="Train a flow by exact maximum likelihood. Writes OUT/model.safetensors (best validation "
         "weights + config), OUT/last.safetensors (resume state), OUT/metrics.csv, OUT/summary.json and pictures.",
         epilog=examples(
-            "flowforge train                                   # the demo: Real NVP on two moons",
+            "flowforge train                                   # the demo: a spline flow (nsf) on two moons",
+            "flowforge train --data my_table.csv --out runs/mine   # defaults for tables: nsf, scaled steps",
             "flowforge train --data moons --model realnvp --steps 3000 --out runs/moons",
             "flowforge train --data my_table.csv --model realnvp --out runs/mine",
             "flowforge train --data table.csv --context-cols y --out runs/cond   # conditional on column y",
+            "flowforge train --data weather.csv --dequantize none   # keep grid-recorded columns as recorded",
+            "flowforge train --data big.npy --model maf --batch-size 512   # a .npy over 256 MB stays on disk",
             "flowforge train --resume runs/moons --steps 4000  # continue a run",
             "torchrun --nproc_per_node=2 -m flowforge train --data moons --batch-size 512 --out runs/ddp",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", default="moons", help="built-in data set name or a .csv/.npy/.npz file (default: moons)")
-    p.add_argument("--model", default="realnvp", help="model name (default: realnvp)")
+    p.add_argument("--model", help="model name (default: nsf for vectors and tables, realnvp for images)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<data>-<model>)")
     p.add_argument("--steps", type=positive_int, help="optimizer steps (default: from the model's recipe)")
     p.add_argument("--batch-size", type=positive_int, help="examples per step (default: recipe; full batch for toys)")
@@ -64,10 +69,15 @@ def add_parser(sub) -> None:
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the model (first step compiles; its time is reported apart as compile_s)")
     p.add_argument("--schedule", choices=["constant", "cosine"], help="learning-rate schedule")
+    p.add_argument("--warmup", type=int, help="steps of linear learning-rate warm-up (default: recipe)")
+    p.add_argument("--ema", type=float, help="decay of the weights' moving average, 0 for none (default: recipe)")
     p.add_argument("--context-cols", help="comma-separated CSV columns to condition on (conditional flow)")
     p.add_argument("--data-path", type=Path, metavar="PATH",
                    help="files of a built-in image set (mnist, fashion-mnist, cifar10, image-folder): a folder or "
                         ".npz; recorded in the run (default: $FLOWFORGE_DATA/<name>)")
+    p.add_argument("--dequantize", choices=["auto", "none"],
+                   help="tables: columns recorded on a grid (tenths, whole dollars) get uniform noise of their "
+                        "resolution in training and evaluation (auto, default) or none; recorded in the run")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last state")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the pictures")
@@ -97,10 +107,14 @@ def _train_config(args, base: dict[str, Any]) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in base.items() if k in names}
     keys = ("steps", "batch_size", "lr", "seed", "eval_every", "patience", "clip_grad", "schedule",
-            "checkpoint_every", "max_nonfinite", "compile")
+            "checkpoint_every", "max_nonfinite", "warmup", "ema", "compile")
     for key in keys:
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
+    if args.resume is None and args.steps is not None and args.warmup is None:  # a proportionate warm-up
+        values["warmup"] = min(values.get("warmup", 0), args.steps // 10)
+    if values.get("ema") == 0:
+        values["ema"] = None
     values["device"] = str(resolve_device(args.device))
     values["progress"] = not args.quiet
     return TrainConfig(**values)
@@ -116,7 +130,8 @@ def run(args) -> int:
 
 
 def _train(args) -> int:
-    model_options(args.model)  # an unknown name fails before any data are loaded
+    if args.model is not None:
+        model_options(args.model)  # an unknown name fails before any data are loaded
     options: dict[str, Any] = {}
     if args.context_cols:
         options["context_cols"] = [c.strip() for c in args.context_cols.split(",")]
@@ -126,11 +141,20 @@ def _train(args) -> int:
             raise CLIError(f"--data-path is for the built-in sets read from files ({', '.join(takes_path)}); "
                            "give a file of your own as --data instead")
         options["path"] = str(args.data_path.expanduser().resolve())
-    dataset = load_data(args.data, **options)
+    if args.dequantize is not None:
+        if Path(str(args.data)).suffix.lower() not in TABULAR_SUFFIXES:
+            raise CLIError(f"--dequantize is for tables ({', '.join(TABULAR_SUFFIXES)} files), not {args.data!r}")
+        options["dequantize"] = args.dequantize
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GridWarning)
+        dataset = load_data(args.data, **options)
+    for warning in caught:
+        print(f"flowforge train: warning: {warning.message}", file=sys.stderr)
+    args.model = args.model or DEFAULT_MODELS[dataset.kind]
     out = args.out or Path("runs") / f"{Path(str(args.data)).stem}-{args.model}"
     if (out / MODEL_FILE).exists() and not args.overwrite:
         raise CLIError(f"{out} already holds a trained run; use --resume {out}, --overwrite, or another --out")
-    config = _train_config(args, recipe(args.model, dataset.kind)["train"])
+    config = _train_config(args, train_defaults(args.model, dataset))
     torch.manual_seed(config.seed)  # initial weights follow --seed
     flow = build_for_data(args.model, dataset, **_model_options(args))
     for stale in (LAST_FILE, "metrics.csv", "summary.json"):

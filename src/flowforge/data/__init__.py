@@ -1,6 +1,7 @@
 """Data: toy 2-D sets, user tables, image sets, dequantization and validation."""
 from . import images, toy  # noqa: F401  (register digits, mnist, ...; moons, circles, 8gaussians, checkerboard)
 from .dataset import (
+    SAMPLE_ROWS,
     SPLITS,
     DataError,
     Dataset,
@@ -9,16 +10,22 @@ from .dataset import (
     load_dataset,
     register_dataset,
 )
-from .dequantize import dequantize
+from .dequantize import dequantize, grid_resolution
+from .disk_rows import DiskRows
+from .tabular import GridWarning
 from .toy import toy_log_density
 
 __all__ = [
+    "SAMPLE_ROWS",
     "SPLITS",
     "DataError",
     "Dataset",
+    "GridWarning",
+    "DiskRows",
     "available_datasets",
     "datasets_taking",
     "dequantize",
+    "grid_resolution",
     "load_dataset",
     "register_dataset",
     "toy_log_density",

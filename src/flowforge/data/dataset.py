@@ -1,7 +1,12 @@
 """The ``Dataset`` record and the registry of named data sets.
 
-A data set is held in memory as float tensors in the user's original units,
-already split into train / validation / test with fixed seeds.
+A data set is held as float tensors in the user's original units (or, for a
+table larger than memory, as rows of a file read on demand), already split
+into train / validation / test with fixed seeds.
+
+Statistics and figures over a split longer than ``SAMPLE_ROWS`` use its first
+``SAMPLE_ROWS`` rows: splits are stored in seeded random order (see
+``data.tabular``), so these are a random subsample.
 """
 from __future__ import annotations
 
@@ -9,15 +14,24 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor
+
+from .dequantize import dequantize
+
+if TYPE_CHECKING:
+    from .disk_rows import DiskRows
 
 __all__ = [
     "Dataset", "DataError", "register_dataset", "load_dataset", "available_datasets", "datasets_taking", "SPLITS",
+    "SAMPLE_ROWS",
 ]
 
 SPLITS = ("train", "val", "test")
+#: Rows of a split used for statistics and figures when the split is longer.
+SAMPLE_ROWS = 200_000
 
 
 class DataError(ValueError):
@@ -30,27 +44,47 @@ class Dataset:
 
     Attributes:
         name: data set name or file path.
-        train, val, test: ``(N, *event_shape)`` float tensors in original units.
+        train, val, test: ``(N, *event_shape)`` float tensors in original units,
+            or :class:`~flowforge.data.disk_rows.DiskRows` of a table read
+            from disk (indexing one returns tensors).
         labels: per split an ``(N,)`` integer tensor or None (used for plots).
         context: per split an ``(N, context_dim)`` tensor or None (conditional flows).
         kind: ``"vector"`` or ``"image"``.
         levels: number of discrete values per dimension (images: 17 for digits,
             256 for 8-bit), None for continuous data. Quantized data are
             dequantized with uniform noise in training and evaluation.
+        resolution: per column of a table, the width of the uniform noise that
+            dequantizes it (its recording resolution; 0 = continuous), or None.
         columns: column names of tabular data (for messages), if known.
         info: extra JSON-able facts stored in checkpoints (e.g. class names).
     """
 
     name: str
-    train: Tensor
-    val: Tensor
-    test: Tensor
+    train: Tensor | DiskRows
+    val: Tensor | DiskRows
+    test: Tensor | DiskRows
     labels: dict[str, Tensor | None] = field(default_factory=lambda: dict.fromkeys(SPLITS))
     context: dict[str, Tensor | None] = field(default_factory=lambda: dict.fromkeys(SPLITS))
     kind: str = "vector"
     levels: int | None = None
     columns: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    resolution: list[float] | None = None
+
+    @property
+    def quantized(self) -> bool:
+        """Whether training and evaluation add dequantization noise."""
+        return bool(self.levels) or self.resolution is not None
+
+    def dequantize(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``x`` (a batch in original units) plus this data set's dequantization
+        noise: ``U[0, 1)`` per pixel of quantized images, ``U[0, r_j)`` per grid
+        column ``j`` of a table; ``x`` itself for continuous data."""
+        if self.levels:
+            return dequantize(x, generator)
+        if self.resolution is not None:
+            return dequantize(x, generator, torch.tensor(self.resolution, dtype=x.dtype, device=x.device))
+        return x
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -61,7 +95,7 @@ class Dataset:
         c = self.context.get("train")
         return 0 if c is None else int(c.shape[1])
 
-    def split(self, name: str) -> Tensor:
+    def split(self, name: str) -> Tensor | DiskRows:
         if name not in SPLITS:
             raise DataError(f"unknown split {name!r}; choose from {', '.join(SPLITS)}")
         return getattr(self, name)
@@ -76,6 +110,9 @@ class Dataset:
             "context_dim": self.context_dim,
             "columns": self.columns,
             "sizes": {s: int(self.split(s).shape[0]) for s in SPLITS},
+            "grid": None if self.resolution is None else {
+                (self.columns[j] if self.columns else f"column {j}"): r for j, r in enumerate(self.resolution) if r
+            },
             **self.info,
         }
 

@@ -1,5 +1,5 @@
 """Base densities and the Flow distribution."""
-from .base import BaseDensity, DiagonalNormal, StandardLogistic, StandardNormal
+from .base import BaseDensity, DiagonalNormal, GaussianMixture, StandardLogistic, StandardNormal
 from .flow import Flow
 
-__all__ = ["BaseDensity", "DiagonalNormal", "Flow", "StandardLogistic", "StandardNormal"]
+__all__ = ["BaseDensity", "DiagonalNormal", "Flow", "GaussianMixture", "StandardLogistic", "StandardNormal"]

@@ -2,7 +2,8 @@
 
 ``scales`` levels; each squeezes, then runs ``layers`` flow steps
 
-    ActNorm -> invertible 1x1 convolution -> coupling (affine or additive)
+    ActNorm -> invertible 1x1 convolution -> coupling (affine, additive, or
+    rational-quadratic spline as in Neural Spline Flows' image models)
 
 and, except the last, factors out half the channels (Multiscale). With
 ``split_prior`` the factored half gets Glow's learned conditional prior
@@ -27,6 +28,7 @@ from ..transforms import (
     InvConv1x1,
     Multiscale,
     Permutation,
+    RQSplineMap,
     Squeeze,
     Transform,
     channel_mask,
@@ -39,7 +41,7 @@ from .registry import register
 __all__ = ["glow", "PERMUTATIONS", "COUPLINGS"]
 
 PERMUTATIONS = ("lu", "conv", "random", "reverse")
-COUPLINGS = ("affine", "additive")
+COUPLINGS = ("affine", "additive", "spline")
 
 
 def _zero_conv(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -69,6 +71,8 @@ def glow(
     coupling: str = "affine",
     permutation: str = "lu",
     scale_bound: float | None = 2.0,
+    bins: int = 8,
+    tail_bound: float = 3.0,
     split_prior: bool = True,
     context_dim: int = 0,
     base: str = "normal",
@@ -80,11 +84,13 @@ def glow(
         scales: number of levels ``L`` (each starts with a squeeze).
         layers: flow steps ``K`` per level (ActNorm, 1x1 convolution, coupling).
         hidden: channels of the coupling networks (conv3x3 -> conv1x1 -> conv3x3).
-        coupling: ``"affine"`` or ``"additive"``.
+        coupling: ``"affine"``, ``"additive"`` or ``"spline"`` (rational-quadratic,
+            Durkan et al., arXiv:1906.04032).
         permutation: channel mixing before each coupling: ``"lu"`` (LU 1x1
             convolution), ``"conv"`` (plain 1x1 convolution), ``"random"`` or
             ``"reverse"`` (fixed permutations), as in Glow's ablation.
         scale_bound: affine log-scales are ``b * tanh(raw / b)``; ``None`` = unbounded.
+        bins, tail_bound: spline coupling: bins on ``[-tail_bound, tail_bound]``, identity outside.
         split_prior: learned conditional prior on each factored half.
         context_dim: width of a conditioning vector, 0 for none.
         base: ``"normal"``, ``"logistic"`` or ``"diag_normal"``.
@@ -96,7 +102,11 @@ def glow(
     if permutation not in PERMUTATIONS:
         raise ValueError(f"unknown permutation {permutation!r}; choose from {', '.join(PERMUTATIONS)}")
     check_divisible(shape, scales, "glow")
-    univariate = partial(AffineMap, scale_bound) if coupling == "affine" else AdditiveMap
+    univariate = {
+        "affine": partial(AffineMap, scale_bound),
+        "additive": AdditiveMap,
+        "spline": partial(RQSplineMap, bins, tail_bound),
+    }[coupling]
     net = partial(ConvNet, hidden=hidden, zero_init=True)
     per_scale: list[Transform] = []
     c, h, w = shape

@@ -47,6 +47,7 @@ def nsf(
     residual: bool = False,
     context_dim: int = 0,
     base: str = "normal",
+    components: int = 8,
     seed: int = 0,
 ) -> Flow:
     """Neural spline flow on ``(B, dim)`` vectors.
@@ -64,7 +65,9 @@ def nsf(
         mixing: ``"lu"`` for a learned LU linear layer between spline layers, or ``"none"``.
         residual: residual connections between the MADE's hidden layers (autoregressive only).
         context_dim: width of a conditioning vector, 0 for none.
-        base: ``"normal"``, ``"logistic"`` or ``"diag_normal"``.
+        base: ``"normal"``, ``"logistic"``, ``"diag_normal"`` or ``"gmm"`` (a learnable
+            Gaussian mixture, initialized by EM on the training data when training starts).
+        components: mixture components of the ``"gmm"`` base.
         seed: seed of the random permutations.
     """
     spline = partial(RQSplineMap, bins, tail_bound)
@@ -78,7 +81,7 @@ def nsf(
     else:
         transform = _coupling_stack(dim, layers, hidden, hidden_layers, permutation, residual, spline, context_dim,
                                     seed, between)
-    return Flow(transform, make_base(base, (dim,)), context_dim=context_dim)
+    return Flow(transform, make_base(base, (dim,), components), context_dim=context_dim)
 
 
 def _coupling_stack(
@@ -108,10 +111,9 @@ def _coupling_stack(
     for i in range(layers):
         if i > 0 and between is not None:
             stack.append(between())
-        if permutation == "random":
-            stack += [Permutation.random(dim, seed + i)] if i > 0 else []
-            mask = half_mask(dim, True)
-        else:
-            mask = half_mask(dim, i % 2 == 0)
+        if permutation == "random" and i > 0:
+            stack.append(Permutation.random(dim, seed + i))
+        # "reverse": the second half, then the first; "random": the second half of a new order
+        mask = half_mask(dim, permutation == "random" or i % 2 == 0)
         stack.append(Coupling(mask, net, spline(), context_dim=context_dim))
     return Compose(stack, event_shape=(dim,))

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from ..data import SPLITS, Dataset, dequantize
+from ..data import SAMPLE_ROWS, SPLITS, Dataset
 from ..distributions import Flow
 from ..models import fit_preprocessing
 from . import distributed
@@ -211,10 +211,14 @@ class _Run:
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.params)
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
         self.data_gen = torch.Generator().manual_seed(config.seed)
-        self.train_x = dataset.train.to(self.device, self.dtype)
+        # a split too large for memory stays on disk: batches are read from it by index
+        self.train_x = dataset.train.to(self.device, self.dtype) if isinstance(dataset.train, Tensor) else dataset.train
         c = dataset.context["train"]
         self.train_c = None if c is None else c.to(self.device, self.dtype)
         self.batches = _Batches(self.train_x.shape[0], config.batch_size, self.data_gen)
+        if self.batches.batch_size == self.batches.n and not isinstance(self.train_x, Tensor):
+            raise ValueError(f"{dataset.name}: a training split read from disk ({self.batches.n} rows) is read in "
+                             "mini-batches; set batch_size (--batch-size)")
         self.record = {"data": dataset.describe(), "train_config": asdict(config), **(meta or {})}
         self.step, self.best_val, self.best_step, self.evals_since_best, self.skipped = 0, math.inf, 0, 0, 0
         self.history: list[dict[str, Any]] = []
@@ -244,10 +248,9 @@ class _Run:
 
     def global_batch(self) -> tuple[Tensor, Tensor | None]:
         idx = self.batches.next()
-        xb = self.train_x if idx is None else self.train_x[idx.to(self.device)]
+        xb = self.train_x[:] if idx is None else self.train_x[idx.to(self.device)]
         cb = self.train_c if idx is None or self.train_c is None else self.train_c[idx.to(self.device)]
-        if self.dataset.levels:
-            xb = dequantize(xb, self.data_gen)
+        xb = self.dataset.dequantize(xb.to(self.device, self.dtype), self.data_gen)
         return as_model_input(self.flow, xb), cb
 
     def restore(self) -> None:
@@ -264,11 +267,24 @@ class _Run:
 
     def start_fresh(self) -> None:
         torch.manual_seed(self.config.seed)
-        fit_preprocessing(self.flow, as_model_input(self.flow, self.train_x))
+        fit_preprocessing(self.flow, as_model_input(self.flow, self.train_x[:SAMPLE_ROWS].to(self.device, self.dtype)))
         if self.flow.transform.is_data_dependent:
             xb, cb = self.global_batch()
             self.flow.transform.initialize(xb, cb)
+        if hasattr(self.flow.base, "fit"):
+            self.fit_base()
         self.start_averaging(None)
+
+    @torch.no_grad()
+    def fit_base(self, max_rows: int = 50_000) -> None:
+        """A data-initialized base (Gaussian mixture) is fitted once on the latents of (a seeded
+        subsample of ``max_rows``) training rows."""
+        n = self.train_x.shape[0]
+        rows = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed))[:max_rows]
+        x = self.dataset.dequantize(self.train_x[rows.to(self.device)].to(self.device, self.dtype), self.data_gen)
+        x = as_model_input(self.flow, x)
+        c = None if self.train_c is None else self.train_c[rows.to(self.device)]
+        self.flow.base.fit(self.flow.encode(x, c), seed=self.config.seed)
 
     def save_last(self) -> None:
         if not self.writes:
@@ -417,6 +433,7 @@ class _Run:
             "skipped_steps": self.skipped,
             **{f"{s}_nll": scores[s]["nll"] for s in SPLITS},
             **{f"{s}_bits_per_dim": scores[s]["bits_per_dim"] for s in SPLITS},
+            "test_discrete_nll_bound": scores["test"]["discrete_nll_bound"],
             "wall_time_s": wall,
             "ms_per_step_median": 1000 * sorted(step_times)[len(step_times) // 2] if step_times else None,
             "compile_s": compile_s,

@@ -13,8 +13,8 @@ In bin ``k``, with ``w = x_{k+1} - x_k``, ``h = y_{k+1} - y_k``, ``s = h / w`` a
     y = y_k + h (s t^2 + d_k t (1 - t)) / (s + (d_k + d_{k+1} - 2 s) t (1 - t))
     dy/dx = s^2 (d_{k+1} t^2 + 2 s t (1 - t) + d_k (1 - t)^2) / (s + (d_k + d_{k+1} - 2 s) t (1 - t))^2
 
-The inverse solves a quadratic in ``t`` by the numerically stable root
-``t = 2 c / (-b - sqrt(b^2 - 4 a c))``, the discriminant clamped at 0.
+The inverse solves a quadratic in ``t``, by whichever of the two forms of its
+root avoids cancellation, the discriminant clamped at 0.
 
 Every element is computed by the same ops (clamps and ``where``, no boolean
 indexing, no data-dependent shapes), so the function traces, compiles and
@@ -72,9 +72,9 @@ def rational_quadratic_spline(
     # Layout: the parameter index first, (3K - 1, B, *shape), so that every reduction over
     # bins adds whole contiguous slabs and the gathered knot values come out contiguous
     # (CPU kernels are several times slower on strided or short-dimension operands).
-    params = params.movedim(1, 0).contiguous()
+    wh, raw_slopes = params.movedim(1, 0).contiguous().split([2 * bins, bins - 1])
     # widths and heights together, (2, K, B, *shape): a softmax over the bins, floored
-    wh = params[: 2 * bins].unflatten(0, (2, bins))
+    wh = wh.unflatten(0, (2, bins))
     wh = torch.exp(wh - wh.detach().amax(dim=1, keepdim=True))  # the shift is a constant for softmax
     floor = wh.new_tensor([min_width, min_height]).view(2, 1, *(1,) * x.ndim)
     wh = floor + (1 - floor * bins) / wh.sum(dim=1, keepdim=True) * wh
@@ -83,7 +83,7 @@ def rational_quadratic_spline(
     knots = torch.cumsum(wh[:, :-1], dim=1).flatten(2)  # pad acts on the last dimensions
     knots = pad(pad(knots, (0, 0, 1, 0), value=0.0), (0, 0, 0, 1), value=1.0) * (2 * bound) - bound
     shift = math.log(math.expm1(1 - min_derivative))  # softplus(0 + shift) + min_derivative = 1
-    slopes = torch.nn.functional.softplus(params[2 * bins :] + shift) + min_derivative
+    slopes = torch.nn.functional.softplus(raw_slopes + shift) + min_derivative
     slopes = pad(slopes.flatten(1), (0, 0, 1, 1), value=1.0)
     table = torch.cat([knots, slopes.unsqueeze(0)]).view(3, bins + 1, *x.shape)
 
@@ -96,12 +96,16 @@ def rational_quadratic_spline(
     w, h = x1 - x0, y1 - y0
     s = h / w
     bend = torch.add(d0 + d1, s, alpha=-2)
-    if inverse:  # a t^2 + b t - c = 0 with c = s dy >= 0; the root in [0, 1] is 2c / (b + sqrt(b^2 + 4ac))
+    if inverse:
+        # a t^2 + b t - c = 0 with c = s dy >= 0; its root in [0, 1] without cancellation:
+        # 2c / (b + r) for b >= 0, (r - b) / 2a for b < 0 (then a > h s > 0), r = sqrt(b^2 + 4ac)
         dy = xc - y0
         a = torch.addcmul(h * (s - d0), dy, bend)
         b = torch.addcmul(h * d0, dy, bend, value=-1)
         c = s * dy
-        t = 2 * c / (b + torch.addcmul(b * b, a, c, value=4).clamp(min=0).sqrt())
+        r = torch.addcmul(b * b, a, c, value=4).clamp(min=0).sqrt()
+        plus = b >= 0
+        t = torch.where(plus, 2 * c, r - b) / torch.where(plus, b + r, 2 * a)
         out = torch.addcmul(x0, t, w)
     else:
         t = (xc - x0) / w
