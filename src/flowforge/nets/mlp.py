@@ -124,13 +124,17 @@ class ParallelMLP(nn.Module):
                 out = torch.baddbmm(b, out.relu_(), w)
         return out.transpose(0, 1).reshape(x.shape[0], -1)  # (copies, B, m) -> (B, copies * m)
 
+    def upgrade_state_dict(self, state_dict: dict[str, Tensor], prefix: str = "") -> None:
+        """Turn the former per-layer entries (``weights.<l>``, ``biases.<l>``) in ``state_dict`` into ``params``."""
+        names = [f"{prefix}{kind}.{i}" for i in range(len(self.shapes) // 2) for kind in ("weights", "biases")]
+        if prefix + "params" not in state_dict and all(n in state_dict for n in names):
+            state_dict[prefix + "params"] = torch.cat([state_dict.pop(n).flatten() for n in names])
+
     def extra_repr(self) -> str:
         widths = [self.shapes[0][1]] + [s[2] for s in self.shapes[::2]]
         return f"copies={self.copies}, widths={widths}"
 
 
 def _pack_layerwise(module: ParallelMLP, state_dict: dict, prefix: str, *args) -> None:
-    """Load a state dict of the former layout (``weights.<l>``, ``biases.<l>`` per layer) into the flat one."""
-    names = [f"{prefix}{kind}.{i}" for i in range(len(module.shapes) // 2) for kind in ("weights", "biases")]
-    if prefix + "params" not in state_dict and all(n in state_dict for n in names):
-        state_dict[prefix + "params"] = torch.cat([state_dict.pop(n).flatten() for n in names])
+    """``load_state_dict`` pre-hook: accept the former per-layer layout."""
+    module.upgrade_state_dict(state_dict, prefix)

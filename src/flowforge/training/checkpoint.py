@@ -157,6 +157,11 @@ def _rebuild(meta: dict[str, Any], path: Path) -> Flow:
 
 
 def load_weights(flow: Flow, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    tensors = dict(tensors)
+    for prefix, module in flow.named_modules():  # modules whose weights changed layout read their former one
+        upgrade = getattr(module, "upgrade_state_dict", None)
+        if upgrade is not None:
+            upgrade(tensors, f"{prefix}." if prefix else "")
     expected = flow.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
