@@ -10,7 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch pinned to the CPU wheel available offline; the package itself accepts a range
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q "torch==2.13.0" -e ".[dev]"
+	# the tests cover the integrations too, so they install every extra
+	$(PY) -m pip install -q "torch==2.13.0" -e ".[dev,sklearn,pyro,sbi,onnx,tensorboard]"
 	touch $(STAMP)
 
 demo: $(STAMP)

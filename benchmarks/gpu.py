@@ -39,7 +39,7 @@ from flowforge.data import Dataset, dequantize, load_dataset
 from flowforge.models import available, fit_preprocessing
 from flowforge.nets import ParallelMLP
 from flowforge.training import TrainConfig, evaluate_nll, fit
-from flowforge.training.metrics import as_model_input
+from flowforge.training.model_input import model_input
 from flowforge.training.recipes import build_for_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,7 +135,7 @@ def image_model(ds: Dataset, sizes: dict, **options) -> ff.Flow:
     torch.manual_seed(0)
     img = sizes["image"]
     flow = build_for_data("glow", ds, scales=img["scales"], layers=img["layers"], hidden=img["hidden"], **options)
-    fit_preprocessing(flow, as_model_input(flow, ds.train))
+    fit_preprocessing(flow, model_input(flow, ds.train))
     if flow.transform.is_data_dependent:
         flow.transform.initialize(dequantize(ds.train[: img["batch"]], torch.Generator().manual_seed(1)))
     return flow

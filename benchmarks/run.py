@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["foundation", "speed", "images", "maf", "vi", "training"]
+ORDER = ["foundation", "speed", "images", "maf", "vi", "training", "integrations"]
 
 
 def main() -> int:

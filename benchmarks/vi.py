@@ -65,7 +65,7 @@ def bench_vae(quick: bool, seeds: int = 3) -> dict:
             torch.manual_seed(seed)
             vae = VAE(64, levels=data.levels, posterior=posterior, **VAE_CONFIG)
             t0 = time.perf_counter()
-            fit_vae(vae, data.train, seed=seed, **train)
+            fit_vae(vae, data, seed=seed, k=1, **train)
             torch.manual_seed(1000 + seed)
             test = vae.evaluate(data.test, k=k)
             runs[posterior].append({"seed": seed, "test_elbo": test["elbo"], "test_iw_loglik": test["iw_loglik"],

@@ -94,3 +94,32 @@ def test_existing_run_not_overwritten(capsys, trained):
     before = (trained / "model.safetensors").read_bytes()
     _assert_one_line(*run_cli(capsys, "train", "--out", str(trained)), "already holds a trained run")
     assert (trained / "model.safetensors").read_bytes() == before
+
+
+def test_a_bug_is_not_the_users_fault(capsys, monkeypatch, trained):
+    """A ValueError from inside the library is a bug: exit 1 with its traceback, not 'bad input'."""
+    def broken(*args, **kwargs):
+        raise ValueError("shapes do not broadcast")
+
+    monkeypatch.setattr("flowforge.cli.evaluate.evaluate_nll", broken)
+    code, err = run_cli(capsys, "evaluate", str(trained), "--data", "moons")
+    assert code == 1
+    assert "Traceback" in err and "shapes do not broadcast" in err and "internal error" in err.splitlines()[-1]
+
+
+def test_debug_shows_the_traceback_of_a_user_error(capsys, tmp_path):
+    code, err = run_cli(capsys, "evaluate", str(tmp_path), "--debug")
+    assert code == 2 and "Traceback" in err and "CheckpointError" in err
+    assert err.splitlines()[-1].startswith("flowforge evaluate: error:") and "no checkpoint" in err
+
+
+def test_user_errors_share_one_root():
+    from flowforge.errors import CheckpointError, ConfigError, DataError, FlowforgeError
+    from flowforge.models import build
+
+    with pytest.raises(ConfigError, match="unknown model 'wavenet'"):
+        build("wavenet")
+    with pytest.raises(ConfigError, match="'realnvp'.*layers must be a positive integer"):
+        build("realnvp", layers=0)
+    for kind in (ConfigError, DataError, CheckpointError):
+        assert issubclass(kind, FlowforgeError) and issubclass(kind, ValueError)

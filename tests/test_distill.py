@@ -81,5 +81,10 @@ def test_cli_distill_writes_a_run_folder(tmp_path):
     assert main(["evaluate", str(out)]) == 0
     assert main(["sample", str(out), "-n", "5", "-o", str(tmp_path / "s.csv")]) == 0
     assert main(["check", str(out)]) == 0
+    before = ff.load(out).state_dict()
+    assert main(["distill", "--resume", str(out), "--quiet", "--speed-samples", "200"]) == 0  # already at its end
+    after = ff.load(out).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert json.loads((out / "summary.json").read_text())["run_kind"] == "distill"
     assert main(args) == 2  # the folder is taken
     assert main([*args, "--overwrite", "--student", "nope"]) == 2

@@ -24,8 +24,18 @@ def weights(path):
     return ff.load(path).state_dict()
 
 
-def test_sigkill_then_resume_ends_with_identical_weights(tmp_path):
-    common = [*TRAIN, "--steps", "400", "--checkpoint-every", "5", "--eval-every", "50"]
+KINDS = {  # command, resume command, steps and the step to kill after
+    "train": ([*TRAIN, "--steps", "400", "--checkpoint-every", "5", "--eval-every", "50"], ["train"], 400, 40),
+    "fit-target": (["fit-target", "--target", "banana", "--model", "iaf", "--layers", "2", "--hidden", "8",
+                    "--steps", "500", "--eval-samples", "2000", "--quiet", "--no-plots"], ["fit-target"], 500, 50),
+    "vae": (["vae", "--data", "digits", "--latent", "2", "--hidden", "16", "--flow-layers", "1", "--steps", "200",
+             "--k", "2", "--quiet", "--no-plots"], ["vae"], 200, 20),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_sigkill_then_resume_ends_with_identical_weights(tmp_path, kind):
+    common, resume, steps, kill_after = KINDS[kind]
     ref = flowforge(*common, "--out", str(tmp_path / "ref"))
     assert ref.returncode == 0, ref.stderr
 
@@ -34,15 +44,16 @@ def test_sigkill_then_resume_ends_with_identical_weights(tmp_path):
     last = tmp_path / "killed" / "last.safetensors"
     deadline = time.time() + 120
     while time.time() < deadline:
-        if last.exists() and read_metadata(last)["step"] >= 40:
+        if last.exists() and read_metadata(last)["step"] >= kill_after:
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     step_at_kill = read_metadata(last)["step"]  # the checkpoint left behind is intact and readable
-    assert 40 <= step_at_kill < 400, "the run finished before it could be killed; make it longer"
+    assert kill_after <= step_at_kill < steps, "the run finished before it could be killed; make it longer"
+    assert (tmp_path / "killed" / ".lock").exists()  # left by the killed run: stale, it must not block
 
-    resumed = flowforge("train", "--resume", str(tmp_path / "killed"), "--quiet", "--no-plots")
+    resumed = flowforge(*resume, "--resume", str(tmp_path / "killed"), "--quiet", "--no-plots")
     assert resumed.returncode == 0, resumed.stderr
     a, b = weights(tmp_path / "ref" / "last.safetensors"), weights(last)
     for name in a:

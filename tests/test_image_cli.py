@@ -38,7 +38,7 @@ def write_npz(folder, name, x_train, x_test):
 def test_train_leaves_bits_per_dim_and_sample_grids(glow_run, capsys):
     summary = json.loads((glow_run / "summary.json").read_text())
     assert summary["model"]["shape"] == [1, 8, 8]
-    assert summary["model"]["preprocess"] == [{"type": "logit", "levels": 17}]
+    assert summary["model"]["preprocess"] == [{"type": "logit", "levels": 17, "alpha": 0.05}]
     assert 0 < summary["test_bits_per_dim"] < math.log2(17)
     for name in ("samples_T1.png", "samples_T0.7.png"):
         assert (glow_run / name).stat().st_size > 0

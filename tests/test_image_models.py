@@ -19,8 +19,8 @@ LOGIT = [{"type": "logit", "levels": 17}]
 
 TINY = {
     "nice": {"shape": [1, 4, 4], "hidden": 16, "hidden_layers": 1},
-    "realnvp": {"shape": [1, 4, 4], "hidden": 4, "hidden_layers": 1},
-    "realnvp-bn": {"shape": [1, 4, 4], "hidden": 4, "hidden_layers": 1, "batch_norm": True},
+    "realnvp": {"shape": [1, 4, 4], "hidden": 4, "blocks": 1},
+    "realnvp-bn": {"shape": [1, 4, 4], "hidden": 4, "blocks": 1, "batch_norm": True},
     "glow": {"shape": [1, 4, 4], "layers": 2, "hidden": 8},
     "glow-additive-reverse": {
         "shape": [2, 4, 4], "layers": 2, "hidden": 8, "coupling": "additive", "permutation": "reverse", "scales": 1

@@ -111,3 +111,17 @@ def test_warmup_then_cosine_schedule():
 def test_bad_config_is_refused(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value}).validate()
+
+
+def test_callbacks_see_every_evaluation(moons):
+    seen = []
+    fit(small_flow(), moons, TrainConfig(steps=20, eval_every=10, progress=False),
+        callbacks=[lambda row, flow: seen.append((row["step"], row["val_nll"]))])
+    assert [s for s, _ in seen] == [10, 20] and all(math.isfinite(v) for _, v in seen)
+
+
+def test_the_trainer_follows_the_modules_device_and_dtype(moons):
+    """TrainConfig.device None (the default): nothing hard-codes cpu or float32."""
+    flow = small_flow().double()
+    fit(flow, moons, TrainConfig(steps=3, eval_every=3, progress=False))
+    assert next(flow.parameters()).dtype == torch.float64 and TrainConfig().device is None

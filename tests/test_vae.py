@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
+import flowforge as ff
 from flowforge.cli import main
+from flowforge.data import load_dataset
 from flowforge.inference.vae import VAE, discretized_logistic_log_prob
 
 DATA = torch.randint(0, 17, (6, 1, 8, 8), generator=torch.Generator().manual_seed(0)).double()
@@ -73,4 +75,16 @@ def test_cli_vae(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["k"] == 3 and summary["test_elbo"] <= summary["test_iw_loglik"] < 0
     assert (out / "vae.png").exists()
+    for name in ("model.safetensors", "last.safetensors", "metrics.csv"):
+        assert (out / name).exists(), name
+    vae = ff.load(out)  # the run rebuilds the VAE from its own record
+    assert isinstance(vae, VAE) and vae.config["prior"] == "maf" and vae.config["latent"] == 2
+    assert vae.evaluate(load_dataset("digits").test[:20], k=2)["elbo"] < 0
     assert main(["vae", "--data", "moons", "--out", str(out)]) == 2  # not quantized
+
+
+def test_commands_for_flows_refuse_a_vae_run_by_name(tmp_path, capsys):
+    ff.save(tiny().float(), tmp_path / "run")
+    assert main(["evaluate", str(tmp_path / "run")]) == 2
+    assert "holds a vae model, not a flow; rebuild it with flowforge.load" in capsys.readouterr().err
+    assert isinstance(ff.load(tmp_path / "run"), VAE)

@@ -7,33 +7,50 @@ Quick start::
     import flowforge as ff
     flow = ff.models.build("realnvp", dim=2, layers=6, hidden=128)
     loss = -flow.log_prob(x).mean()
+
+Importing flowforge sets nothing process-wide; its sub-packages (and torch)
+load on first use.
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import CheckpointError, ConfigError, DataError, FlowforgeError
+
 __version__ = "0.1.0"
 
-import os as _os  # noqa: E402
-
-# OpenMP worker threads that spin while waiting make small convolutions 5-10x
-# slower as soon as another process shares the cores (measured on 2 cores:
-# Glow on digits 1.5 s/step vs 0.5 s/step); sleeping ones cost nothing then.
-# Effective only if torch is not imported yet; an explicit setting wins.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from . import data, distributions, models, nets, training, transforms  # noqa: E402
-from .distributions import Flow  # noqa: E402
-from .training.checkpoint import load_flow as _load_flow  # noqa: E402
+_SUBPACKAGES = ("data", "distributions", "errors", "inference", "mode", "models", "nets", "registry", "training",
+                "transforms")
 
 
-def load(path, map_location="cpu") -> Flow:
-    """Rebuild a trained flow from a run folder or a ``.safetensors`` file
-    (from the checkpoint's own config; never unpickles)."""
-    return _load_flow(path, map_location)[0]
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    if name == "Flow":
+        from .distributions import Flow
+
+        return Flow
+    raise AttributeError(f"module 'flowforge' has no attribute {name!r}")
 
 
-def save(flow: Flow, path, meta: dict | None = None):
+def load(path, map_location="cpu"):
+    """Rebuild a trained model from a run folder of any kind (train, fit-target, distill: a Flow;
+    vae: the VAE) or a ``.safetensors`` file, from the checkpoint's own record; never unpickles."""
+    from .inference.vae import VAE
+    from .training.checkpoint import load_module
+
+    return load_module(path, map_location, {"vae": VAE.from_config})[0]
+
+
+def save(flow, path, meta: dict | None = None):
     """Save a flow built with ``models.build`` (weights + config) to a file or run folder."""
     from .training.checkpoint import save_checkpoint
 
     return save_checkpoint(path, flow, meta)
 
 
-__all__ = ["Flow", "__version__", "data", "distributions", "load", "models", "nets", "save", "training", "transforms"]
+__all__ = [
+    "CheckpointError", "ConfigError", "DataError", "Flow", "FlowforgeError", "__version__", "data", "distributions",
+    "errors", "inference", "load", "mode", "models", "nets", "registry", "save", "training", "transforms",
+]

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..testing import check_transform
-from ..training.metrics import as_model_input
+from ..training.model_input import model_input
 from .common import add_device_arg, examples, load_run, positive_float, positive_int, run_dataset
 
 
@@ -37,9 +37,7 @@ def run(args) -> int:
     dataset = run_dataset(meta, args.data)
     flow = flow.double().eval()
     p = next(flow.parameters())
-    x = dataset.test[: args.n].to(p.device, torch.float64)
-    x = dataset.dequantize(x, torch.Generator().manual_seed(0))
-    x = as_model_input(flow, x)
+    x = model_input(flow, dataset.test[: args.n], dataset, torch.Generator().manual_seed(0))
     ctx = dataset.context["test"]
     ctx = None if ctx is None else ctx[: args.n].to(p.device, torch.float64)
     dims = x[0].numel()

@@ -3,17 +3,25 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..data import DataError, Dataset, load_dataset
+from ..data import RECORDED_OPTIONS, Dataset, load_dataset
 from ..distributions import Flow
-from ..training.checkpoint import CheckpointError, atomic_write_text, load_flow
+from ..errors import ConfigError
+from ..training import distributed
+from ..training.checkpoint import LAST_FILE, atomic_write_text, load_flow, read_metadata
+from ..training.run import Run
 
 __all__ = [
     "CLIError",
+    "new_run",
+    "resumable_run",
+    "writing",
     "load_run",
     "run_dataset",
     "add_device_arg",
@@ -25,8 +33,8 @@ __all__ = [
 ]
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
+class CLIError(ConfigError):
+    """A bad command-line argument (a :class:`~flowforge.errors.FlowforgeError`: one line, exit status 2)."""
 
 
 def examples(*lines: str) -> str:
@@ -68,12 +76,37 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def writing(run: Run) -> AbstractContextManager[Run]:
+    """Hold ``run``'s folder for the whole command (rank 0 under torchrun; the other ranks write nothing)."""
+    return run.lock() if distributed.info().is_main else nullcontext(run)
+
+
+@contextmanager
+def new_run(out: Path, overwrite: bool) -> Iterator[Run]:
+    """Hold the folder ``out`` for a new run; refused when it holds a finished one, unless ``overwrite``."""
+    with writing(Run(out)) as run:
+        if run.model_file.exists() and not overwrite:
+            raise CLIError(f"{out} already holds a trained run; use --resume {out}, --overwrite, or another --out")
+        if overwrite and distributed.info().is_main:
+            run.clear()
+        yield run
+
+
+def resumable_run(path: Path, kind: str) -> tuple[Run, dict[str, Any]]:
+    """The run in ``path`` and the record of its last state, which must be a run of ``kind``."""
+    run = Run(path)
+    if not run.last_file.exists():
+        raise CLIError(f"{path}: nothing to resume (no {LAST_FILE})")
+    meta = read_metadata(run.last_file)
+    found = meta.get("run_kind", "train")
+    if found != kind:
+        raise CLIError(f"{path} holds a {found} run; continue it with `flowforge {found} --resume {path}`")
+    return run, meta
+
+
 def load_run(path: str | Path, device: str = "cpu") -> tuple[Flow, dict[str, Any]]:
-    """A trained flow and its checkpoint metadata, or a :class:`CLIError`."""
-    try:
-        return load_flow(path, resolve_device(device))
-    except CheckpointError as e:
-        raise CLIError(str(e)) from None
+    """A trained flow and its checkpoint metadata (a ``CheckpointError`` when it cannot be read)."""
+    return load_flow(path, resolve_device(device))
 
 
 def run_dataset(meta: dict[str, Any], data: str | None) -> Dataset:
@@ -87,10 +120,6 @@ def run_dataset(meta: dict[str, Any], data: str | None) -> Dataset:
     return load_dataset(name, **data_options(meta, same_data=name == trained_on))
 
 
-#: Loader options a run records in its metadata (``Dataset.info``) so that later commands reload the same data.
-RECORDED_OPTIONS = ("context_cols", "path", "dequantize")
-
-
 def data_options(meta: dict[str, Any], same_data: bool = True) -> dict[str, Any]:
     """Loader options recorded with the run: CSV context columns, a table's
     per-column dequantization, and (for the run's own data set only,
@@ -100,17 +129,6 @@ def data_options(meta: dict[str, Any], same_data: bool = True) -> dict[str, Any]
     return {k: recorded[k] for k in keys if recorded.get(k)}
 
 
-def load_data(name: str, **options: Any) -> Dataset:
-    """``load_dataset`` that records its options in ``Dataset.info`` (hence in checkpoints)."""
-    dataset = load_dataset(name, **options)
-    for key in RECORDED_OPTIONS:  # what the loader resolved itself (dequantize="auto" -> widths) wins
-        if options.get(key):
-            dataset.info.setdefault(key, options[key])
-    return dataset
-
-
 def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(Path(path), json.dumps(obj, indent=2) + "\n")
 
-
-USER_ERRORS = (CLIError, DataError, CheckpointError)

@@ -13,6 +13,7 @@ from torch import Tensor
 from ..data import SPLITS, Dataset
 from ..data.images import check_images
 from ..distributions import Flow
+from ..training.model_input import model_input
 from .common import CLIError, add_device_arg, load_run, run_dataset
 
 __all__ = ["ImageRun", "add_image_args", "load_image_run", "run_levels", "require_image_flow"]
@@ -30,8 +31,7 @@ class ImageRun:
 
     def images(self, split: str) -> Tensor:
         """The split's images at the bin centres ``v + 1/2``, in the flow's dtype and device."""
-        p = next(self.flow.parameters())
-        return self.dataset.split(split).to(p.device, p.dtype) + 0.5
+        return model_input(self.flow, self.dataset.split(split), self.dataset, noise="center")
 
 
 def add_image_args(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import torch
 
 from ..data import Dataset
 from ..distributions import Flow
-from ..training.metrics import as_model_input
+from ..training.model_input import model_input
 from .common import add_device_arg, examples, load_run, run_dataset
 
 
@@ -58,7 +58,7 @@ def write_run_plots(out: Path, flow: Flow, dataset: Dataset) -> list[Path]:
         return written
     if tuple(flow.event_shape) == (2,):
         written.append(viz.plot_density(flow, x, out / "density.png"))
-    written.append(viz.plot_latent_space(flow, as_model_input(flow, x), out / "latent_space.png", labels))
+    written.append(viz.plot_latent_space(flow, model_input(flow, x), out / "latent_space.png", labels))
     return written
 
 

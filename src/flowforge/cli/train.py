@@ -11,21 +11,22 @@ from typing import Any
 
 import torch
 
-from ..data import GridWarning, datasets_taking
+from ..data import GridWarning, datasets_taking, load_dataset
 from ..data.tabular import TABULAR_SUFFIXES
 from ..models import build, model_options
 from ..training import TrainConfig, distributed, fit
-from ..training.checkpoint import LAST_FILE, MODEL_FILE, read_metadata
 from ..training.recipes import DEFAULT_MODELS, build_for_data, train_defaults
 from .common import (
     CLIError,
     add_device_arg,
     data_options,
     examples,
-    load_data,
+    new_run,
     positive_float,
     positive_int,
     resolve_device,
+    resumable_run,
+    writing,
 )
 from .plot import write_run_plots
 
@@ -45,6 +46,7 @@ def add_parser(sub) -> None:
             "flowforge train --data weather.csv --dequantize none   # keep grid-recorded columns as recorded",
             "flowforge train --data big.npy --model maf --batch-size 512   # a .npy over 256 MB stays on disk",
             "flowforge train --resume runs/moons --steps 4000  # continue a run",
+            "flowforge train --data moons --tensorboard runs/tb  # then: tensorboard --logdir runs/tb",
             "torchrun --nproc_per_node=2 -m flowforge train --data moons --batch-size 512 --out runs/ddp",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -81,6 +83,9 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last state")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     p.add_argument("--no-plots", action="store_true", help="skip the pictures")
+    p.add_argument("--tensorboard", type=Path, metavar="DIR",
+                   help="also log the metrics and sample pictures of every evaluation to TensorBoard in DIR "
+                        "(needs the [tensorboard] extra)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_arg(p)
     p.set_defaults(run=run)
@@ -111,8 +116,6 @@ def _train_config(args, base: dict[str, Any]) -> TrainConfig:
     for key in keys:
         if getattr(args, key, None) is not None:
             values[key] = getattr(args, key)
-    if args.resume is None and args.steps is not None and args.warmup is None:  # a proportionate warm-up
-        values["warmup"] = min(values.get("warmup", 0), args.steps // 10)
     if values.get("ema") == 0:
         values["ema"] = None
     values["device"] = str(resolve_device(args.device))
@@ -147,34 +150,36 @@ def _train(args) -> int:
         options["dequantize"] = args.dequantize
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GridWarning)
-        dataset = load_data(args.data, **options)
+        dataset = load_dataset(args.data, **options)
     for warning in caught:
         print(f"flowforge train: warning: {warning.message}", file=sys.stderr)
     args.model = args.model or DEFAULT_MODELS[dataset.kind]
     out = args.out or Path("runs") / f"{Path(str(args.data)).stem}-{args.model}"
-    if (out / MODEL_FILE).exists() and not args.overwrite:
-        raise CLIError(f"{out} already holds a trained run; use --resume {out}, --overwrite, or another --out")
-    config = _train_config(args, train_defaults(args.model, dataset))
+    config = _train_config(args, train_defaults(args.model, dataset, args.steps))
     torch.manual_seed(config.seed)  # initial weights follow --seed
     flow = build_for_data(args.model, dataset, **_model_options(args))
-    for stale in (LAST_FILE, "metrics.csv", "summary.json"):
-        if args.overwrite and (out / stale).exists():
-            (out / stale).unlink()
-    result = fit(flow, dataset, config, out=out)
-    return _finish(args, out, flow, dataset, result.summary)
+    with new_run(out, args.overwrite) as run:
+        result = fit(flow, dataset, config, out=run, callbacks=_callbacks(args, dataset))
+        return _finish(args, out, flow, dataset, result.summary)
 
 
 def _resume(args) -> int:
-    run_dir = args.resume
-    if not (run_dir / LAST_FILE).exists():
-        raise CLIError(f"{run_dir}: nothing to resume (no {LAST_FILE})")
-    meta = read_metadata(run_dir / LAST_FILE)
+    run, meta = resumable_run(args.resume, "train")
     model = dict(meta["model"])
-    dataset = load_data(meta["data"]["name"], **data_options(meta))
+    dataset = load_dataset(meta["data"]["name"], **data_options(meta))
     config = _train_config(args, meta["train_config"])
     flow = build(model.pop("name"), **model)
-    result = fit(flow, dataset, config, out=run_dir, resume=True)
-    return _finish(args, run_dir, flow, dataset, result.summary)
+    with writing(run):
+        result = fit(flow, dataset, config, out=run, resume=True, callbacks=_callbacks(args, dataset))
+        return _finish(args, run.path, flow, dataset, result.summary)
+
+
+def _callbacks(args, dataset) -> list:
+    if args.tensorboard is None:
+        return []
+    from ..tensorboard import TensorBoardLogger  # the optional extra, imported only when asked for
+
+    return [TensorBoardLogger(args.tensorboard, dataset)]
 
 
 def _finish(args, out: Path, flow, dataset, summary: dict[str, Any]) -> int:

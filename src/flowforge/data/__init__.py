@@ -1,6 +1,7 @@
 """Data: toy 2-D sets, user tables, image sets, dequantization and validation."""
 from . import images, toy  # noqa: F401  (register digits, mnist, ...; moons, circles, 8gaussians, checkerboard)
 from .dataset import (
+    RECORDED_OPTIONS,
     SAMPLE_ROWS,
     SPLITS,
     DataError,
@@ -16,6 +17,7 @@ from .tabular import GridWarning
 from .toy import toy_log_density
 
 __all__ = [
+    "RECORDED_OPTIONS",
     "SAMPLE_ROWS",
     "SPLITS",
     "DataError",

@@ -10,7 +10,6 @@ Statistics and figures over a split longer than ``SAMPLE_ROWS`` use its first
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,23 +18,21 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from ..errors import DataError
+from ..registry import Registry
 from .dequantize import dequantize
 
 if TYPE_CHECKING:
     from .disk_rows import DiskRows
 
 __all__ = [
-    "Dataset", "DataError", "register_dataset", "load_dataset", "available_datasets", "datasets_taking", "SPLITS",
-    "SAMPLE_ROWS",
+    "Dataset", "DataError", "RECORDED_OPTIONS", "register_dataset", "load_dataset", "available_datasets",
+    "datasets_taking", "SPLITS", "SAMPLE_ROWS",
 ]
 
 SPLITS = ("train", "val", "test")
 #: Rows of a split used for statistics and figures when the split is longer.
 SAMPLE_ROWS = 200_000
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file, column or index and the count."""
 
 
 @dataclass
@@ -117,42 +114,51 @@ class Dataset:
         }
 
 
-_DATASETS: dict[str, Callable[..., Dataset]] = {}
+DATASETS: Registry[Callable[..., Dataset]] = Registry("data set")
 
 
 def register_dataset(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
     """Decorator: make ``loader(**options) -> Dataset`` loadable as ``load_dataset(name)``."""
-
-    def deco(loader: Callable[..., Dataset]) -> Callable[..., Dataset]:
-        _DATASETS[name] = loader
-        return loader
-
-    return deco
+    return DATASETS.register(name)
 
 
 def available_datasets() -> list[str]:
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def datasets_taking(option: str) -> list[str]:
     """Built-in data sets whose loader accepts the keyword ``option`` (e.g. ``"path"``)."""
-    return sorted(n for n, loader in _DATASETS.items() if option in inspect.signature(loader).parameters)
+    return [name for name in DATASETS.names() if option in DATASETS.options(name)]
+
+
+#: Loader options a data set records in ``Dataset.info`` (hence in every run that reads it), so that later
+#: commands and ``--resume`` reload the same data whether the run started from Python or the command line.
+RECORDED_OPTIONS = ("context_cols", "path", "dequantize")
 
 
 def load_dataset(name_or_path: str | Path, **options: Any) -> Dataset:
     """A built-in data set by name, a user file (``.csv``, ``.npy``, ``.npz``) or a folder of images.
 
     File options: ``context_cols`` (CSV column names or indices used as the
-    context), ``val_fraction``, ``test_fraction``, ``seed``.
+    context), ``val_fraction``, ``test_fraction``, ``seed``. The options in
+    :data:`RECORDED_OPTIONS` are recorded in ``Dataset.info`` (a ``path`` as an absolute path).
     """
-    key = str(name_or_path)
-    if key in _DATASETS:
-        return _DATASETS[key](**options)
+    dataset = _load(str(name_or_path), options)
+    for key in RECORDED_OPTIONS:  # what the loader resolved itself wins
+        if options.get(key):
+            value = options[key]
+            dataset.info.setdefault(key, str(Path(value).expanduser().resolve()) if key == "path" else value)
+    return dataset
+
+
+def _load(key: str, options: dict[str, Any]) -> Dataset:
+    if key in DATASETS:
+        return DATASETS[key](**options)
     from .tabular import TABULAR_SUFFIXES, load_table
 
     path = Path(key)
     if path.is_dir():  # a folder of images (one sub-folder per class, optional)
-        return _DATASETS["image-folder"](path=path, **options)
+        return DATASETS["image-folder"](path=path, **options)
     if path.suffix.lower() in TABULAR_SUFFIXES or path.exists():
         return load_table(path, **options)
     raise DataError(

@@ -40,7 +40,8 @@ from .dequantize import grid_resolution
 from .disk_rows import DiskRows
 from .validate import check_columns_vary, check_table, check_table_chunks
 
-__all__ = ["load_table", "split_blocks", "GridWarning", "TABULAR_SUFFIXES", "ON_DISK_BYTES", "MAX_BLOCKS"]
+__all__ = ["load_table", "table_dataset", "split_blocks", "GridWarning", "TABULAR_SUFFIXES", "ON_DISK_BYTES",
+           "MAX_BLOCKS"]
 
 TABULAR_SUFFIXES = (".csv", ".npy", ".npz")
 #: ``.npy`` files larger than this stay on disk (``load_table(..., on_disk=None)``).
@@ -104,14 +105,29 @@ def load_table(
         raise DataError(f"{path}: unsupported file type {suffix!r}; use {', '.join(TABULAR_SUFFIXES)}")
     table = check_table(table, str(path), columns)
     data, context, columns = _split_context(table, columns, context_cols, path)
-    blocks, block_rows = split_blocks(data.shape[0], val_fraction, test_fraction, seed, str(path))
+    return table_dataset(data, str(path), context, columns, val_fraction, test_fraction, seed, dequantize)
+
+
+def table_dataset(
+    data: np.ndarray,
+    name: str,
+    context: np.ndarray | None = None,
+    columns: list[str] | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    dequantize: str | Sequence[float] = "auto",
+) -> Dataset:
+    """A checked ``(N, D)`` array (and optional ``(N, C)`` context) shuffled with ``seed``
+    (in blocks, see :func:`split_blocks`) and split into train / validation / test."""
+    blocks, block_rows = split_blocks(data.shape[0], val_fraction, test_fraction, seed, name)
     parts = {s: _block_rows(blocks[s], block_rows, data.shape[0]) for s in SPLITS}
     tensors = {s: torch.as_tensor(data[idx], dtype=torch.float32) for s, idx in parts.items()}
     ctx = dict.fromkeys(SPLITS)
     if context is not None:
         ctx = {s: torch.as_tensor(context[idx], dtype=torch.float32) for s, idx in parts.items()}
-    resolution = _resolution(dequantize, data[parts["train"][:SAMPLE_ROWS]], str(path), columns)
-    return Dataset(name=str(path), **tensors, context=ctx, columns=columns, resolution=resolution,
+    resolution = _resolution(dequantize, data[parts["train"][:SAMPLE_ROWS]], name, columns)
+    return Dataset(name=name, **tensors, context=ctx, columns=columns, resolution=resolution,
                    info={"dequantize": resolution or "none"})
 
 

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, constraints
 
-from ..transforms.base import Transform
+from ..errors import DataError
+from ..transforms.base import Transform, check_dtype_device
 from .base import BaseDensity
 
 __all__ = ["Flow"]
@@ -48,19 +49,22 @@ class Flow(nn.Module, Distribution):
     __repr__ = nn.Module.__repr__
 
     def _check_input(self, x: Tensor, context: Tensor | None) -> None:
+        check_dtype_device(self, x, "data")
         shape = tuple(self.event_shape)
         if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
-            raise ValueError(f"expected data of shape (batch, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+            raise DataError(f"expected data of shape (batch, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
         self._check_context(context, x.shape[0])
 
     def _check_context(self, context: Tensor | None, n: int) -> None:
         if self.context_dim == 0:
             if context is not None:
-                raise ValueError("this flow is unconditional but a context was given")
+                raise DataError("this flow is unconditional but a context was given")
         elif context is None:
-            raise ValueError(f"this flow needs a context of width {self.context_dim}, got none")
+            raise DataError(f"this flow needs a context of width {self.context_dim}, got none")
         elif tuple(context.shape) != (n, self.context_dim):
-            raise ValueError(f"context must have shape ({n}, {self.context_dim}), got {tuple(context.shape)}")
+            raise DataError(f"context must have shape ({n}, {self.context_dim}), got {tuple(context.shape)}")
+        else:
+            check_dtype_device(self, context, "context")
 
     def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Exact ``log p(x | context)`` in nats, shape ``(B,)``."""
@@ -75,12 +79,12 @@ class Flow(nn.Module, Distribution):
     def _num(self, n: int | torch.Size | tuple, context: Tensor | None) -> int:
         if isinstance(n, (tuple, torch.Size)):
             if len(n) > 1:
-                raise ValueError(f"sample takes a number or a 1-element shape, got {tuple(n)}")
+                raise DataError(f"sample takes a number or a 1-element shape, got {tuple(n)}")
             n = n[0] if len(n) else 1
         if context is not None and int(n) != context.shape[0]:
-            raise ValueError(f"asked for {n} samples but the context has {context.shape[0]} rows (one per sample)")
+            raise DataError(f"asked for {n} samples but the context has {context.shape[0]} rows (one per sample)")
         if int(n) < 1:
-            raise ValueError(f"number of samples must be positive, got {n}")
+            raise DataError(f"number of samples must be positive, got {n}")
         return int(n)
 
     def rsample_and_log_prob(

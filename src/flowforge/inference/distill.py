@@ -24,17 +24,21 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..distributions import Flow
+from ..errors import ConfigError
+from ..mode import in_mode
 from ..models import build
+from ..training import Run, TrainConfig, train
+from ..training.objectives import Objective
 from ..transforms import Compose
-from .vi import minimize
 
-__all__ = ["DistillResult", "distill", "distillation_kl", "sampling_rate", "student_like"]
+__all__ = ["DistillResult", "Distillation", "distill", "distillation_kl", "sampling_rate", "student_like"]
 
 
 def distillation_kl(student: Flow, teacher: Flow, n: int, context: Tensor | None = None) -> Tensor:
@@ -70,13 +74,89 @@ class DistillResult:
 
 def _check_pair(teacher: Flow, student: Flow) -> None:
     if tuple(teacher.event_shape) != tuple(student.event_shape):
-        raise ValueError(
+        raise ConfigError(
             f"student events {tuple(student.event_shape)} differ from the teacher's {tuple(teacher.event_shape)}"
         )
     if teacher.context_dim != student.context_dim:
-        raise ValueError(
+        raise ConfigError(
             f"student context width {student.context_dim} differs from the teacher's {teacher.context_dim}"
         )
+
+
+class Distillation(Objective):
+    """Density distillation of ``teacher`` into ``student`` (the module trained): the step loss is
+    :func:`distillation_kl` on ``batch_size`` fresh student samples; the validation figure ``val_kl``
+    is the same estimate on ``val_samples`` samples of a fixed seed; the final scores are the KL and
+    its standard error on ``eval_samples`` samples. Contexts of a conditional pair are drawn from
+    ``contexts`` with the objective's own seeded generator. The teacher should be frozen by the caller
+    (:func:`distill` does it).
+    """
+
+    kind = "distill"
+    columns = ("val_kl",)
+
+    def __init__(self, teacher: Flow, student: Flow, batch_size: int = 256, contexts: Tensor | None = None,
+                 val_samples: int = 2048, eval_samples: int = 4096, record: dict[str, Any] | None = None):
+        _check_pair(teacher, student)
+        if teacher.context_dim and contexts is None:
+            raise ConfigError(
+                f"the teacher is conditional (context width {teacher.context_dim}): pass contexts to draw from"
+            )
+        if not teacher.context_dim and contexts is not None:
+            raise ConfigError("the teacher is unconditional but contexts were given")
+        skip = _shared_preprocessing(teacher, student)
+        self.module, self.teacher = student, teacher
+        self.teacher_core, self.student_core = _after(teacher, skip), _after(student, skip)
+        self.batch_size, self.contexts = batch_size, contexts
+        self.val_samples, self.eval_samples = val_samples, eval_samples
+        self.recorded = record or {}
+        self.generator = torch.Generator().manual_seed(0)
+
+    def setup(self, device: torch.device, batch_size: int | None, seed: int) -> None:
+        self.teacher.to(device)
+        self.generator.manual_seed(seed)
+
+    def draw_context(self, n: int, generator: torch.Generator) -> Tensor | None:
+        if self.contexts is None:
+            return None
+        param = next(self.module.parameters())
+        rows = torch.randint(self.contexts.shape[0], (n,), generator=generator)
+        return self.contexts[rows].to(device=param.device, dtype=param.dtype)
+
+    def loss(self, model: nn.Module, step: int) -> Tensor:
+        c = self.draw_context(self.batch_size, self.generator)
+        return distillation_kl(self.student_core, self.teacher_core, self.batch_size, c)
+
+    def kl_terms(self, n: int) -> Tensor:
+        """``log q(x) - log p(x)`` at ``n`` student samples (no gradient), float64."""
+        generator = torch.Generator().manual_seed(1234)
+        terms = []
+        with torch.no_grad(), in_mode(self.module, training=False), in_mode(self.teacher, training=False):
+            for start in range(0, n, self.batch_size):
+                m = min(self.batch_size, n - start)
+                c = self.draw_context(m, generator)
+                x, log_q = self.student_core.sample_and_log_prob(m, c)
+                terms.append(log_q - self.teacher_core.log_prob(x, c))
+        return torch.cat(terms).double()
+
+    def validate(self, module: nn.Module) -> dict[str, float]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1234)
+            return {"val_kl": float(self.kl_terms(self.val_samples).mean())}
+
+    def scores(self, module: nn.Module) -> dict[str, Any]:
+        terms = self.kl_terms(self.eval_samples)
+        return {"kl": float(terms.mean()), "kl_stderr": float(terms.std() / math.sqrt(terms.numel()))}
+
+    def record(self) -> dict[str, Any]:
+        options = {"batch_size": self.batch_size, "val_samples": self.val_samples, "eval_samples": self.eval_samples}
+        return {**self.recorded, "objective": options}
+
+    def rng_state(self) -> tuple[dict[str, Tensor], dict[str, int]]:
+        return {"contexts": self.generator.get_state()}, {}
+
+    def load_rng_state(self, tensors: dict[str, Tensor], scalars: dict[str, Any]) -> None:
+        self.generator.set_state(tensors["contexts"])
 
 
 def distill(
@@ -89,66 +169,40 @@ def distill(
     contexts: Tensor | None = None,
     eval_samples: int = 4096,
     progress: bool = False,
+    seed: int = 0,
+    out: str | Path | Run | None = None,
+    resume: bool = False,
+    record: dict[str, Any] | None = None,
 ) -> DistillResult:
-    """Fit ``student`` to ``teacher`` by minimizing :func:`distillation_kl` with Adam
-    (cosine learning-rate decay), then estimate the final KL on fresh samples.
+    """Fit ``student`` to ``teacher`` by minimizing :func:`distillation_kl` (:class:`Distillation` on
+    :func:`~flowforge.training.train`: Adam, cosine learning-rate decay), then estimate the final KL
+    on fresh samples. The student ends with the weights of the best validation KL.
 
     Args:
-        steps: optimizer steps; ``batch_size`` student samples each.
+        steps: optimizer steps; ``batch_size`` student samples each (0: only the final estimate).
         contexts: for a conditional pair, ``(N, context_dim)`` contexts to draw
             each step's contexts from (e.g. the teacher's training contexts).
         eval_samples: samples for the final KL estimate.
-        progress: show a progress bar with the running KL estimate.
+        progress: show a progress bar.
+        out, resume, record: a run folder to write (and continue from) and what it records beside
+            the student (e.g. the teacher's data), see :func:`~flowforge.training.train`.
 
-    The teacher is put in eval mode and its parameters are frozen for the run
-    (restored afterwards).
+    The teacher's parameters are frozen for the run (restored afterwards).
     """
-    _check_pair(teacher, student)
-    if teacher.context_dim and contexts is None:
-        raise ValueError(
-            f"the teacher is conditional (context width {teacher.context_dim}): pass contexts to draw from"
-        )
-    if not teacher.context_dim and contexts is not None:
-        raise ValueError("the teacher is unconditional but contexts were given")
-    skip = _shared_preprocessing(teacher, student)
-    teacher_core, student_core = _after(teacher, skip), _after(student, skip)
-    param = next(student.parameters())
-    gen = torch.Generator().manual_seed(0)
-
-    def draw_context(n: int) -> Tensor | None:
-        if contexts is None:
-            return None
-        rows = torch.randint(contexts.shape[0], (n,), generator=gen)
-        return contexts[rows].to(device=param.device, dtype=param.dtype)
-
+    objective = Distillation(teacher, student, batch_size, contexts, eval_samples=eval_samples, record=record)
+    if steps == 0:
+        return DistillResult(**objective.scores(student))
+    config = TrainConfig(steps=steps, lr=lr, schedule="cosine", clip_grad=clip_grad, seed=seed,
+                         eval_every=max(steps // 20, 1), progress=progress)
     frozen = [(p, p.requires_grad) for p in teacher.parameters()]
-    was_training = teacher.training
-    teacher.eval()
     for p, _ in frozen:
         p.requires_grad_(False)
     try:
-        student.train()
-        losses = minimize(
-            student.parameters(),
-            lambda step: distillation_kl(student_core, teacher_core, batch_size, draw_context(batch_size)),
-            steps, lr=lr, clip_grad=clip_grad, progress=progress, desc="distill",
-        )
-        student.eval()
-        with torch.no_grad():
-            terms = []
-            for start in range(0, eval_samples, batch_size):
-                n = min(batch_size, eval_samples - start)
-                c = draw_context(n)
-                x, log_q = student_core.sample_and_log_prob(n, c)
-                terms.append(log_q - teacher_core.log_prob(x, c))
-            terms = torch.cat(terms).double()
+        result = train(objective, config, out, resume)
     finally:
         for p, flag in frozen:
             p.requires_grad_(flag)
-        teacher.train(was_training)
-    return DistillResult(
-        kl=float(terms.mean()), kl_stderr=float(terms.std() / math.sqrt(terms.numel())), losses=losses
-    )
+    return DistillResult(result.summary["kl"], result.summary["kl_stderr"], result.losses)
 
 
 def _shared_preprocessing(teacher: Flow, student: Flow) -> int:
@@ -180,7 +234,7 @@ def student_like(teacher: Flow, name: str = "iaf", **options: Any) -> Flow:
     """
     config = dict(teacher.config)
     if len(teacher.event_shape) != 1:
-        raise ValueError(f"distillation needs a vector teacher (events (dim,)), got {tuple(teacher.event_shape)}")
+        raise ConfigError(f"distillation needs a vector teacher (events (dim,)), got {tuple(teacher.event_shape)}")
     preprocess = config.get("preprocess") or []
     for key in ("layers", "hidden"):
         if key in config:
@@ -199,11 +253,11 @@ def student_like(teacher: Flow, name: str = "iaf", **options: Any) -> Flow:
 @torch.no_grad()
 def sampling_rate(flow: Flow, n: int, context: Tensor | None = None, repeats: int = 3) -> float:
     """Samples per second of ``flow.sample(n, context)``: best of ``repeats`` timed calls after a warm-up."""
-    flow.eval()
-    flow.sample(min(n, 16), None if context is None else context[: min(n, 16)])
     best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        flow.sample(n, context)
-        best = min(best, time.perf_counter() - t0)
+    with in_mode(flow, training=False):
+        flow.sample(min(n, 16), None if context is None else context[: min(n, 16)])
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            flow.sample(n, context)
+            best = min(best, time.perf_counter() - t0)
     return n / best

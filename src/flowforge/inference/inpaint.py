@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 
 from ..distributions import Flow
+from ..errors import ConfigError, DataError
+from ..mode import in_mode
 
 __all__ = ["MASKS", "InpaintResult", "inpaint", "inpainting_mask"]
 
@@ -38,7 +40,7 @@ def inpainting_mask(shape: tuple[int, ...], kind: str = "bottom", seed: int = 0)
     or ``"random"`` (each pixel missing with probability 1/2, seeded).
     """
     if len(shape) != 3:
-        raise ValueError(f"inpainting masks are for (C, H, W) images, got shape {tuple(shape)}")
+        raise ConfigError(f"inpainting masks are for (C, H, W) images, got shape {tuple(shape)}")
     c, h, w = shape
     rows = torch.arange(h)[:, None].expand(h, w)
     cols = torch.arange(w)[None, :].expand(h, w)
@@ -56,7 +58,7 @@ def inpainting_mask(shape: tuple[int, ...], kind: str = "bottom", seed: int = 0)
     elif kind in missing:
         hole = missing[kind]
     else:
-        raise ValueError(f"unknown mask {kind!r}; choose from {', '.join(MASKS)}")
+        raise ConfigError(f"unknown mask {kind!r}; choose from {', '.join(MASKS)}")
     return (~hole).expand(c, h, w).clone()
 
 
@@ -103,42 +105,40 @@ def inpaint(
         trace_every: record the mean ``log p`` every this many steps.
     """
     if not high > low:
-        raise ValueError(f"pixel range must have high > low, got [{low}, {high}]")
+        raise ConfigError(f"pixel range must have high > low, got [{low}, {high}]")
     if steps < 0 or step_size <= 0 or noise < 0:
-        raise ValueError(f"need steps >= 0, step_size > 0, noise >= 0; got {steps}, {step_size}, {noise}")
+        raise ConfigError(f"need steps >= 0, step_size > 0, noise >= 0; got {steps}, {step_size}, {noise}")
     known = torch.as_tensor(known, dtype=torch.bool, device=x.device).expand_as(x)
     if not torch.isfinite(x[known]).all() or (x[known] < low).any() or (x[known] > high).any():
-        raise ValueError(f"known pixel values must be finite and lie in [{low}, {high}]")
+        raise DataError(f"known pixel values must be finite and lie in [{low}, {high}]")
     span = high - low
     n_unknown = (~known).flatten(1).sum(1).clamp_min(1).to(x.dtype)
     # work in units where the pixel range is [0, 1]; the top is kept open (a Logit's domain is [0, levels])
     top = 1.0 - 1e-6
     u = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device) * top
-    was_training = flow.training
-    flow.eval()
 
     def image(u: Tensor) -> Tensor:
         return torch.where(known, x, low + span * u)
 
-    with torch.no_grad():
-        start = image(u)
-        log_prob_start = flow.log_prob(start)
-    trace = [float(log_prob_start.mean())]
-    for i in range(steps):
-        u = u.detach().requires_grad_(True)
-        lp = flow.log_prob(image(u))
-        (grad,) = torch.autograd.grad(lp.sum(), u)
-        grad = torch.where(known, 0.0, grad)
-        rms = grad.flatten(1).square().sum(1).div(n_unknown).sqrt().clamp_min(1e-12)
-        grad = grad / rms.view(-1, *[1] * (grad.ndim - 1))
-        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) * noise
-        alpha = step_size * (100.0 / (100.0 + i)) ** 0.25
+    with in_mode(flow, training=False):
         with torch.no_grad():
-            u = (u + alpha * (grad + eps)).clamp(0.0, top)
-        if (i + 1) % trace_every == 0:
-            trace.append(float(lp.detach().mean()))
-    with torch.no_grad():
-        images = image(u.detach())
-        log_prob_end = flow.log_prob(images)
-    flow.train(was_training)
+            start = image(u)
+            log_prob_start = flow.log_prob(start)
+        trace = [float(log_prob_start.mean())]
+        for i in range(steps):
+            u = u.detach().requires_grad_(True)
+            lp = flow.log_prob(image(u))
+            (grad,) = torch.autograd.grad(lp.sum(), u)
+            grad = torch.where(known, 0.0, grad)
+            rms = grad.flatten(1).square().sum(1).div(n_unknown).sqrt().clamp_min(1e-12)
+            grad = grad / rms.view(-1, *[1] * (grad.ndim - 1))
+            eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) * noise
+            alpha = step_size * (100.0 / (100.0 + i)) ** 0.25
+            with torch.no_grad():
+                u = (u + alpha * (grad + eps)).clamp(0.0, top)
+            if (i + 1) % trace_every == 0:
+                trace.append(float(lp.detach().mean()))
+        with torch.no_grad():
+            images = image(u.detach())
+            log_prob_end = flow.log_prob(images)
     return InpaintResult(start, images, log_prob_start, log_prob_end, trace)

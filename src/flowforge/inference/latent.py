@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 
 from ..distributions import Flow
+from ..errors import ConfigError, DataError
+from ..mode import in_mode
 
 __all__ = ["INTERPOLATIONS", "interpolate", "attribute_direction", "manipulate"]
 
@@ -32,14 +34,14 @@ INTERPOLATIONS = ("linear", "ellipse")
 
 @torch.no_grad()
 def _encode(flow: Flow, x: Tensor, batch_size: int = 1024) -> Tensor:
-    flow.eval()
-    return torch.cat([flow.transform(x[i : i + batch_size])[0] for i in range(0, x.shape[0], batch_size)])
+    with in_mode(flow, training=False):
+        return torch.cat([flow.transform(x[i : i + batch_size])[0] for i in range(0, x.shape[0], batch_size)])
 
 
 @torch.no_grad()
 def _decode(flow: Flow, z: Tensor) -> Tensor:
-    flow.eval()
-    return flow.transform.inverse(z)[0]
+    with in_mode(flow, training=False):
+        return flow.transform.inverse(z)[0]
 
 
 def interpolate(flow: Flow, x0: Tensor, x1: Tensor, steps: int = 8, mode: str = "linear") -> Tensor:
@@ -49,11 +51,11 @@ def interpolate(flow: Flow, x0: Tensor, x1: Tensor, steps: int = 8, mode: str = 
     last columns reconstruct ``x0`` and ``x1``.
     """
     if mode not in INTERPOLATIONS:
-        raise ValueError(f"unknown interpolation {mode!r}; choose from {', '.join(INTERPOLATIONS)}")
+        raise ConfigError(f"unknown interpolation {mode!r}; choose from {', '.join(INTERPOLATIONS)}")
     if steps < 2:
-        raise ValueError(f"an interpolation needs steps >= 2, got {steps}")
+        raise ConfigError(f"an interpolation needs steps >= 2, got {steps}")
     if x0.shape != x1.shape:
-        raise ValueError(f"endpoints must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
+        raise ConfigError(f"endpoints must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
     z0, z1 = _encode(flow, x0), _encode(flow, x1)
     t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device).view(1, steps, *[1] * (z0.ndim - 1))
     z0, z1 = z0.unsqueeze(1), z1.unsqueeze(1)
@@ -74,7 +76,7 @@ def attribute_direction(flow: Flow, x: Tensor, labels: Tensor, source: int, targ
     empty = [c for c, n in counts.items() if n == 0]
     if empty:
         present = sorted(set(labels.tolist()))
-        raise ValueError(f"no examples with label(s) {empty}; labels present: {present}")
+        raise DataError(f"no examples with label(s) {empty}; labels present: {present}")
     z = _encode(flow, x)
     return z[labels == target].mean(0) - z[labels == source].mean(0)
 
@@ -87,6 +89,6 @@ def manipulate(flow: Flow, x: Tensor, direction: Tensor, strengths: Sequence[flo
     z = _encode(flow, x)
     s = torch.as_tensor(list(strengths), dtype=z.dtype, device=z.device)
     if s.ndim != 1 or s.numel() == 0:
-        raise ValueError(f"strengths must be a non-empty list of numbers, got {strengths!r}")
+        raise ConfigError(f"strengths must be a non-empty list of numbers, got {strengths!r}")
     zs = z.unsqueeze(1) + s.view(1, -1, *[1] * (z.ndim - 1)) * direction
     return _decode(flow, zs.reshape(-1, *z.shape[1:])).reshape(x.shape[0], s.numel(), *x.shape[1:])

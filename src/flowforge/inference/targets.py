@@ -37,6 +37,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
+from ..registry import Registry
+
 __all__ = [
     "Target",
     "CallableTarget",
@@ -183,7 +186,7 @@ class RezendeTarget(Target):
 
     def __init__(self, index: int):
         if index not in _REZENDE:
-            raise ValueError(f"Rezende & Mohamed energies are numbered 1 to 4, got {index!r}")
+            raise ConfigError(f"Rezende & Mohamed energies are numbered 1 to 4, got {index!r}")
         self.index = index
         self.name = f"u{index}"
         self.energy, self.windowed, self.log_z = _REZENDE[index]
@@ -272,12 +275,12 @@ class GaussianMixture(Target):
         weights_t = torch.as_tensor(weights, dtype=torch.float64)
         k = means_t.shape[0]
         if means_t.ndim != 2 or stds_t.shape != (k,) or weights_t.shape != (k,):
-            raise ValueError(
+            raise ConfigError(
                 f"mixture needs means (K, dim), stds (K,) and weights (K,); got shapes "
                 f"{tuple(means_t.shape)}, {tuple(stds_t.shape)}, {tuple(weights_t.shape)}"
             )
         if (stds_t <= 0).any() or (weights_t <= 0).any():
-            raise ValueError("mixture stds and weights must be positive")
+            raise ConfigError("mixture stds and weights must be positive")
         self.means, self.stds, self.weights = means_t, stds_t, weights_t
         self.dim = means_t.shape[1]
         self.log_z = math.log(float(weights_t.sum()))
@@ -294,24 +297,17 @@ class GaussianMixture(Target):
 def _check_positive(**values: float) -> None:
     for key, v in values.items():
         if not v > 0:
-            raise ValueError(f"{key} must be positive, got {v!r}")
+            raise ConfigError(f"{key} must be positive, got {v!r}")
 
 
 # -- registry ----------------------------------------------------------------------------
 
-_TARGETS: dict[str, Callable[..., Target]] = {}
+TARGETS: Registry[Callable[..., Target]] = Registry("target")
 
 
 def register_target(name: str) -> Callable[[Callable[..., Target]], Callable[..., Target]]:
     """Decorator: make ``factory(**options) -> Target`` available as ``make_target(name)``."""
-
-    def deco(factory: Callable[..., Target]) -> Callable[..., Target]:
-        if name in _TARGETS:
-            raise ValueError(f"target {name!r} is registered twice")
-        _TARGETS[name] = factory
-        return factory
-
-    return deco
+    return TARGETS.register(name)
 
 
 for _k in _REZENDE:
@@ -323,14 +319,12 @@ register_target("mixture")(GaussianMixture)
 
 def available_targets() -> list[str]:
     """Names accepted by :func:`make_target`."""
-    return sorted(_TARGETS)
+    return TARGETS.names()
 
 
 def make_target(name: str, **options) -> Target:
     """The built-in target ``name`` (see :func:`available_targets`)."""
-    if name not in _TARGETS:
-        raise ValueError(f"unknown target {name!r}; available targets: {', '.join(available_targets())}")
-    return _TARGETS[name](**options)
+    return TARGETS[name](**options)
 
 
 # -- quadrature --------------------------------------------------------------------------

@@ -23,18 +23,23 @@ References:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data import Dataset
 from ..distributions import StandardNormal
-from ..models import build
+from ..errors import ConfigError, DataError
+from ..mode import in_mode
+from ..models import CONFIG_VERSION, build
 from ..nets import MLP
-from .vi import minimize
+from ..training import Run, TrainConfig, TrainResult, train
+from ..training.objectives import DataBatches, Objective
 
-__all__ = ["VAE", "discretized_logistic_log_prob", "fit_vae"]
+__all__ = ["ELBO", "VAE", "discretized_logistic_log_prob", "fit_vae"]
 
 _LOG_2PI = math.log(2 * math.pi)
 _POSTERIORS = ("diag", "iaf")
@@ -65,7 +70,7 @@ class VAE(nn.Module):
         data_dim: pixels per example.
         levels: number of integer values per pixel (data in ``[0, levels - 1]``).
         latent: latent dimension.
-        hidden, layers: width and depth of the encoder and decoder MLPs (ELU).
+        hidden, hidden_layers: width and number of hidden layers of the encoder and decoder MLPs (ELU).
         posterior: ``"diag"`` (Gaussian) or ``"iaf"`` (Gaussian then IAF steps).
         prior: ``"normal"`` or ``"maf"``.
         decoder: ``"bernoulli"`` (pixels binarized at half range) or ``"logistic"``.
@@ -82,7 +87,7 @@ class VAE(nn.Module):
         levels: int = 17,
         latent: int = 8,
         hidden: int = 256,
-        layers: int = 2,
+        hidden_layers: int = 2,
         posterior: str = "diag",
         prior: str = "normal",
         decoder: str = "bernoulli",
@@ -91,19 +96,24 @@ class VAE(nn.Module):
         context_dim: int = 32,
     ):
         super().__init__()
-        #: the constructor's arguments (JSON values): ``VAE(**vae.config)`` rebuilds the architecture
-        self.config: dict[str, Any] = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        #: the complete record: every constructor argument (JSON values) under ``name`` "vae";
+        #: :func:`VAE.from_config` (and ``flowforge.load``) rebuild the architecture from it
+        self.config: dict[str, Any] = {
+            "name": "vae", "config_version": CONFIG_VERSION,
+            **{k: v for k, v in locals().items() if k not in ("self", "__class__")},
+        }
         for key, value, valid in (("posterior", posterior, _POSTERIORS), ("prior", prior, _PRIORS),
                                   ("decoder", decoder, _DECODERS)):
             if value not in valid:
-                raise ValueError(f"unknown {key} {value!r}; choose from {', '.join(valid)}")
+                raise ConfigError(f"unknown {key} {value!r}; choose from {', '.join(valid)}")
         if levels < 2:
-            raise ValueError(f"levels must be >= 2, got {levels}")
+            raise ConfigError(f"levels must be >= 2, got {levels}")
         self.data_dim, self.levels, self.latent = data_dim, levels, latent
         self.decoder_kind = decoder
         self.context_dim = context_dim if posterior == "iaf" else 0
-        self.encoder = MLP(data_dim, 2 * latent + self.context_dim, hidden, layers, activation="elu")
-        self.decoder = MLP(latent, data_dim * (2 if decoder == "logistic" else 1), hidden, layers, activation="elu")
+        self.encoder = MLP(data_dim, 2 * latent + self.context_dim, hidden, hidden_layers, activation="elu")
+        out = data_dim * (2 if decoder == "logistic" else 1)
+        self.decoder = MLP(latent, out, hidden, hidden_layers, activation="elu")
         self.flow = (
             build("iaf", dim=latent, layers=flow_layers, hidden=flow_hidden, context_dim=self.context_dim).transform
             if posterior == "iaf" else None
@@ -113,13 +123,23 @@ class VAE(nn.Module):
             else StandardNormal((latent,))
         )
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> VAE:
+        """The VAE a :attr:`config` record describes."""
+        options = {k: v for k, v in config.items() if k not in ("name", "config_version")}
+        if config.get("config_version") != CONFIG_VERSION:
+            raise ConfigError(f"VAE record of config version {config.get('config_version')!r}; this flowforge "
+                              f"reads {CONFIG_VERSION}")
+        return cls(**options)
+
     # -- data ------------------------------------------------------------------------------
 
     def prepare(self, x: Tensor) -> Tensor:
-        """Flattened decoder targets: integers in ``[0, levels - 1]`` (logistic) or ``{0, 1}`` (Bernoulli)."""
-        x = x.reshape(x.shape[0], -1).to(self.encoder[0].weight.dtype)
+        """Flattened decoder targets: integers in ``[0, levels - 1]`` (logistic) or ``{0, 1}`` (Bernoulli),
+        in the VAE's dtype and on its device."""
+        x = x.reshape(x.shape[0], -1).to(self.encoder[0].weight)
         if x.shape[1] != self.data_dim:
-            raise ValueError(f"expected {self.data_dim} values per example, got a batch of shape {tuple(x.shape)}")
+            raise DataError(f"expected {self.data_dim} values per example, got a batch of shape {tuple(x.shape)}")
         if self.decoder_kind == "bernoulli":
             return (x >= (self.levels - 1) / 2).to(x.dtype)
         return x
@@ -191,16 +211,14 @@ class VAE(nn.Module):
             x: raw data ``(N, *shape)`` (it is prepared here).
         """
         if k < 1:
-            raise ValueError(f"k must be a positive number of importance samples, got {k}")
-        was_training = self.training
-        self.eval()
+            raise ConfigError(f"k must be a positive number of importance samples, got {k}")
         x = self.prepare(x)
         elbo, iw = [], []
-        for start in range(0, x.shape[0], batch_size):
-            log_w = self.log_weights(x[start : start + batch_size], k)
-            elbo.append(log_w.mean(1))
-            iw.append(torch.logsumexp(log_w, 1) - math.log(k))
-        self.train(was_training)
+        with in_mode(self, training=False):
+            for start in range(0, x.shape[0], batch_size):
+                log_w = self.log_weights(x[start : start + batch_size], k)
+                elbo.append(log_w.mean(1))
+                iw.append(torch.logsumexp(log_w, 1) - math.log(k))
         return {"elbo": float(torch.cat(elbo).mean()), "iw_loglik": float(torch.cat(iw).mean()), "k": k}
 
     def _mean_image(self, z: Tensor) -> Tensor:
@@ -222,27 +240,65 @@ class VAE(nn.Module):
         return self._mean_image(self.prior.sample(n))
 
 
+class ELBO(Objective):
+    """The VAE's objective: the step loss is ``-ELBO`` (one posterior sample) on a mini-batch of
+    ``dataset.train``; the validation figure ``val_neg_elbo`` is ``-ELBO`` on ``dataset.val`` with the
+    noise of a fixed seed; the final scores are the test ELBO and the IW bound with ``k`` samples.
+    """
+
+    kind = "vae"
+    columns = ("val_neg_elbo",)
+
+    def __init__(self, vae: VAE, dataset: Dataset, k: int = 1000):
+        if dataset.levels is None:
+            raise ConfigError(f"the VAE models quantized data; {dataset.name!r} is continuous (no pixel levels)")
+        if k < 1:
+            raise ConfigError(f"k must be a positive number of importance samples, got {k}")
+        self.module, self.dataset, self.k = vae, dataset, k
+
+    def setup(self, device: torch.device, batch_size: int | None, seed: int) -> None:
+        self.batches = DataBatches(self.module.prepare(self.dataset.train), None, batch_size, seed)
+
+    def loss(self, model: nn.Module, step: int) -> Tensor:
+        return -model(self.batches.next()[0]).mean()
+
+    def validate(self, module: nn.Module) -> dict[str, float]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1234)
+            return {"val_neg_elbo": -module.evaluate(self.dataset.val, k=1)["elbo"]}
+
+    def scores(self, module: nn.Module) -> dict[str, Any]:
+        test = module.evaluate(self.dataset.test, k=self.k)
+        return {"test_elbo": test["elbo"], "test_iw_loglik": test["iw_loglik"], "k": self.k,
+                "unit": "nats per example", "n_test": int(self.dataset.test.shape[0])}
+
+    def record(self) -> dict[str, Any]:
+        return {"data": self.dataset.describe(), "objective": {"k": self.k}}
+
+    def rng_state(self) -> tuple[dict[str, Tensor], dict[str, int]]:
+        return self.batches.state()
+
+    def load_rng_state(self, tensors: dict[str, Tensor], scalars: dict[str, Any]) -> None:
+        self.batches.load_state(tensors, scalars)
+
+
 def fit_vae(
     vae: VAE,
-    x_train: Tensor,
+    dataset: Dataset,
     steps: int = 3000,
     batch_size: int = 100,
     lr: float = 1e-3,
-    seed: int | None = None,
+    seed: int = 0,
+    k: int = 1000,
     progress: bool = False,
-) -> list[float]:
-    """Maximize the single-sample ELBO on random mini-batches of ``x_train`` (raw data).
-
-    Adam with cosine decay (see :func:`~flowforge.inference.vi.minimize`). Returns
-    the per-step loss, ``-ELBO`` in nats per example.
+    out: str | Path | Run | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Maximize the single-sample ELBO on mini-batches of ``dataset.train`` (:class:`ELBO` on
+    :func:`~flowforge.training.train`): Adam with cosine decay, gradients clipped at norm 100;
+    the VAE ends with the weights of the best validation ELBO. ``result.summary`` holds the test
+    ELBO and IW bound, ``result.losses`` the ``-ELBO`` of every step (nats per example).
     """
-    if seed is not None:
-        torch.manual_seed(seed)
-    x = vae.prepare(x_train)
-    n = x.shape[0]
-    vae.train()
-    return minimize(
-        vae.parameters(),
-        lambda step: -vae(x[torch.randint(n, (min(batch_size, n),), device=x.device)]).mean(),
-        steps, lr, clip_grad=100.0, progress=progress, desc="vae",
-    )
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, schedule="cosine", clip_grad=100.0, seed=seed,
+                         eval_every=max(steps // 20, 1), progress=progress)
+    return train(ELBO(vae, dataset, k), config, out, resume)

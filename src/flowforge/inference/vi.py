@@ -17,18 +17,24 @@ References:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
-from torch import Tensor
-from tqdm.auto import tqdm
+from torch import Tensor, nn
 
 from ..distributions import Flow
+from ..errors import ConfigError
+from ..mode import in_mode
+from ..training import Run, TrainConfig, train
+from ..training.objectives import Objective
 from .targets import Target, as_target
 
-__all__ = ["ISEstimate", "VIResult", "check_target", "estimate_log_z", "fit_target", "log_weight_stats", "minimize",
+__all__ = ["ISEstimate", "ReverseKL", "VIResult", "check_target", "estimate_log_z", "fit_target", "log_weight_stats",
            "reverse_kl"]
 
 TargetLike = Target | Callable[[Tensor], Tensor] | str
@@ -79,11 +85,11 @@ def check_target(flow: Flow, target: TargetLike) -> Target:
     target = as_target(target)
     shape = tuple(flow.event_shape)
     if len(shape) != 1:
-        raise ValueError(f"variational inference needs a flow over vectors (batch, dim); its events are {shape}")
+        raise ConfigError(f"variational inference needs a flow over vectors (batch, dim); its events are {shape}")
     if flow.context_dim:
-        raise ValueError(f"fit a target with an unconditional flow; this one needs a context ({flow.context_dim})")
+        raise ConfigError(f"fit a target with an unconditional flow; this one needs a context ({flow.context_dim})")
     if target.dim is not None and target.dim != shape[0]:
-        raise ValueError(
+        raise ConfigError(
             f"target {target.name!r} is {target.dim}-dimensional but the flow's events have dimension {shape[0]}"
         )
     return target
@@ -94,9 +100,9 @@ def _log_density(target: Target, x: Tensor) -> Tensor:
     out = target.log_prob(x)
     n = x.shape[0]
     if not isinstance(out, Tensor):
-        raise TypeError(f"target {target.name!r} must return a tensor of shape ({n},), got {type(out).__name__}")
+        raise ConfigError(f"target {target.name!r} must return a tensor of shape ({n},), got {type(out).__name__}")
     if tuple(out.shape) != (n,):
-        raise ValueError(
+        raise ConfigError(
             f"target {target.name!r} returned shape {tuple(out.shape)} for samples of shape {tuple(x.shape)}; "
             f"it must return one log-density per sample, shape ({n},)"
         )
@@ -105,48 +111,11 @@ def _log_density(target: Target, x: Tensor) -> Tensor:
         i = int(bad.nonzero()[0])
         value = out[i].detach().item()
         hint = " (zero density where the flow puts mass: reverse KL is infinite)" if value == -math.inf else ""
-        raise ValueError(
+        raise ConfigError(
             f"target {target.name!r} returned {value} at sample {i}, x = {x[i].detach().tolist()}{hint}; "
             "a target's log-density must be finite"
         )
     return out.to(x.dtype)
-
-
-def minimize(
-    parameters: Iterable[Tensor],
-    loss_fn: Callable[[int], Tensor],
-    steps: int,
-    lr: float = 1e-3,
-    clip_grad: float | None = 10.0,
-    progress: bool = False,
-    desc: str = "fit",
-) -> list[float]:
-    """Adam on ``loss_fn(step)`` for ``steps`` steps, the learning rate decaying to 0 on a cosine.
-
-    A non-finite loss stops the run with a ValueError naming the step (with fresh samples
-    each step there is no batch to skip past). Returns the loss at each step.
-    """
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    params = [p for p in parameters if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
-    losses: list[float] = []
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
-    for step in bar:
-        loss = loss_fn(step)
-        if not torch.isfinite(loss):
-            raise ValueError(f"the loss became {loss.item()} at step {step}; try a lower lr or clip_grad")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_grad is not None:
-            torch.nn.utils.clip_grad_norm_(params, clip_grad)
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    return losses
 
 
 def reverse_kl(flow: Flow, target: Target, n: int, beta: float = 1.0) -> Tensor:
@@ -191,16 +160,56 @@ def log_weight_stats(log_w: Tensor) -> ISEstimate:
 def estimate_log_z(flow: Flow, target: TargetLike, n: int = 100_000, batch_size: int = 10_000) -> ISEstimate:
     """Importance-sampling estimate of ``log Z`` with ``n`` samples from ``flow`` (see the module docstring)."""
     target = check_target(flow, target)
-    was_training = flow.training
-    flow.eval()
-    try:
+    with in_mode(flow, training=False):
         return log_weight_stats(_log_weights(flow, target, n, batch_size))
-    finally:
-        flow.train(was_training)
 
 
 def _beta(step: int, anneal: int) -> float:
     return 1.0 if step >= anneal else 0.01 + 0.99 * step / anneal
+
+
+class ReverseKL(Objective):
+    """Reverse KL to an unnormalized target: the step loss is :func:`reverse_kl` on ``batch_size`` fresh
+    samples at the annealed ``beta(step)``; the validation figure ``val_neg_elbo = mean(log q - log p~)``
+    (``KL(q || p) - log Z``) on ``val_samples`` samples of a fixed seed, so evaluations compare weights,
+    not noise. The final scores are :func:`estimate_log_z` with ``eval_samples``.
+    """
+
+    kind = "fit-target"
+    columns = ("val_neg_elbo",)
+
+    def __init__(self, flow: Flow, target: TargetLike, batch_size: int = 256, anneal: int = 0,
+                 val_samples: int = 4096, eval_samples: int = 100_000):
+        self.target = check_target(flow, target)
+        for key, value in (("batch_size", batch_size), ("val_samples", val_samples), ("eval_samples", eval_samples)):
+            if value < 2:
+                raise ConfigError(f"{key} must be >= 2, got {value}")
+        if anneal < 0:
+            raise ConfigError(f"anneal must be >= 0, got {anneal}")
+        self.module, self.batch_size, self.anneal = flow, batch_size, anneal
+        self.val_samples, self.eval_samples = val_samples, eval_samples
+
+    def loss(self, model: nn.Module, step: int) -> Tensor:
+        return reverse_kl(self.module, self.target, self.batch_size, _beta(step, self.anneal))
+
+    @torch.no_grad()
+    def validate(self, module: nn.Module) -> dict[str, float]:
+        with torch.random.fork_rng(devices=[]), in_mode(module, training=False):
+            torch.manual_seed(_VALIDATION_SEED)
+            x, log_q = module.sample_and_log_prob(self.val_samples)
+            return {"val_neg_elbo": float((log_q - _log_density(self.target, x)).mean())}
+
+    def scores(self, module: nn.Module) -> dict[str, Any]:
+        estimate = estimate_log_z(module, self.target, self.eval_samples, batch_size=max(self.batch_size, 10_000))
+        return {**asdict(estimate), "true_log_z": self.target.log_z}
+
+    def record(self) -> dict[str, Any]:
+        options = {"batch_size": self.batch_size, "anneal": self.anneal, "val_samples": self.val_samples,
+                   "eval_samples": self.eval_samples}
+        return {"target": self.target.name, "objective": options}
+
+
+_VALIDATION_SEED = 1234
 
 
 def fit_target(
@@ -212,13 +221,17 @@ def fit_target(
     clip_grad: float | None = 10.0,
     anneal: int = 0,
     eval_samples: int = 100_000,
-    seed: int | None = None,
+    seed: int = 0,
     progress: bool = False,
+    out: str | Path | Run | None = None,
+    resume: bool = False,
 ) -> VIResult:
-    """Fit ``flow`` to ``p = p~ / Z`` by minimizing reverse KL, then estimate ``log Z``.
+    """Fit ``flow`` to ``p = p~ / Z`` by minimizing reverse KL, then estimate ``log Z``
+    (:class:`ReverseKL` on :func:`~flowforge.training.train`).
 
     Adam with a cosine learning-rate decay to zero over ``steps``; each step
-    draws ``batch_size`` fresh reparameterized samples.
+    draws ``batch_size`` fresh reparameterized samples; the flow ends with the
+    weights of the best validation figure.
 
     Args:
         flow: an unconditional flow over ``(B, dim)`` vectors; trained in place.
@@ -231,28 +244,22 @@ def fit_target(
         anneal: steps over which the target's inverse temperature ``beta`` rises linearly
             from 0.01 to 1 (Rezende & Mohamed, Sec. 6.1); 0 for none.
         eval_samples: samples for the final importance-sampling estimate.
-        seed: seeds torch's global generator (the flow samples from it) when given.
+        seed: seeds torch's global generator (the flow samples from it).
         progress: show a progress bar.
+        out, resume: a run folder to write (and continue from), see :func:`~flowforge.training.train`.
 
     Returns:
-        :class:`VIResult` (ELBO, ``log Z`` estimate and standard error, ESS fraction, loss curve).
+        :class:`VIResult` (ELBO, ``log Z`` estimate and standard error, ESS fraction, loss of every step).
 
     Raises:
-        ValueError: dimension mismatch between target and flow; a target value that is
+        ConfigError: dimension mismatch between target and flow; a target value that is
             not one finite number per sample (the message names the first bad sample).
     """
-    target = check_target(flow, log_unnormalized_density)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not 0 <= anneal <= steps:
-        raise ValueError(f"anneal must be between 0 and steps ({steps}), got {anneal}")
-    if seed is not None:
-        torch.manual_seed(seed)
-    flow.train()
-    losses = minimize(
-        flow.parameters(),
-        lambda step: reverse_kl(flow, target, batch_size, _beta(step, anneal)),
-        steps, lr, clip_grad, progress, desc=f"fit {target.name}",
-    )
-    estimate = estimate_log_z(flow, target, eval_samples, batch_size=max(batch_size, 10_000))
-    return VIResult(**asdict(estimate), true_log_z=target.log_z, losses=losses)
+        raise ConfigError(f"anneal must be between 0 and steps ({steps}), got {anneal}")
+    objective = ReverseKL(flow, log_unnormalized_density, batch_size, anneal, eval_samples=eval_samples)
+    config = TrainConfig(steps=steps, lr=lr, schedule="cosine", clip_grad=clip_grad, seed=seed,
+                         eval_every=max(steps // 20, 1), progress=progress)
+    result = train(objective, config, out, resume)
+    fields = {f.name for f in dataclasses.fields(VIResult)}
+    return VIResult(**{k: v for k, v in result.summary.items() if k in fields}, losses=result.losses)

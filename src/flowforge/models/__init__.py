@@ -8,6 +8,18 @@ from . import (  # noqa: F401  (image models, pixel preprocessing)  # noqa: F401
     preprocessing,
     realnvp,  # noqa: F401  (registers itself)
 )
-from .registry import available, build, fit_preprocessing, model_options, register, register_preprocessing
+from .registry import (
+    CONFIG_VERSION,
+    available,
+    build,
+    fit_preprocessing,
+    model_options,
+    register,
+    register_preprocessing,
+    upgrade_config,
+)
 
-__all__ = ["available", "build", "fit_preprocessing", "model_options", "register", "register_preprocessing"]
+__all__ = [
+    "CONFIG_VERSION", "available", "build", "fit_preprocessing", "model_options", "register", "register_preprocessing",
+    "upgrade_config",
+]

@@ -42,6 +42,7 @@ def nsf(
     bins: int = 8,
     tail_bound: float = 5.0,
     coupling: bool = False,
+    inverse: bool = False,
     permutation: str = "reverse",
     mixing: str = "none",
     residual: bool = False,
@@ -59,6 +60,9 @@ def nsf(
         bins: spline bins ``K >= 2`` (``3K - 1`` parameters per coordinate and layer).
         tail_bound: splines act on ``[-tail_bound, tail_bound]``, identity outside.
         coupling: RQ-NSF (C) coupling layers instead of RQ-NSF (AR) autoregressive ones.
+        inverse: the autoregressive layers read backwards, as in IAF: sampling (and the
+            density of the flow's own samples) takes one pass per layer, the density of an
+            outside point ``dim`` passes; the fast student of ``flowforge distill``.
         permutation: how coordinates move between layers: ``"reverse"`` (reversed
             order; for coupling, alternating halves), ``"random"`` (layer ``i > 0``
             draws a permutation from ``seed + i``), or ``"none"`` (autoregressive only).
@@ -74,9 +78,12 @@ def nsf(
     if mixing not in MIXINGS:
         raise ValueError(f"unknown mixing {mixing!r}; choose from {', '.join(MIXINGS)}")
     between = partial(InvConv1x1, dim) if mixing == "lu" else None
+    if inverse and coupling:
+        raise ValueError("inverse applies to the autoregressive nsf; a coupling layer is fast both ways")
     if not coupling:
         transform = autoregressive_stack(
-            dim, layers, hidden, hidden_layers, permutation, residual, spline, context_dim, seed, between=between
+            dim, layers, hidden, hidden_layers, permutation, residual, spline, context_dim, seed,
+            inverse=inverse, between=between,
         )
     else:
         transform = _coupling_stack(dim, layers, hidden, hidden_layers, permutation, residual, spline, context_dim,

@@ -31,6 +31,7 @@ def realnvp(
     base: str = "normal",
     shape: list[int] | None = None,
     scales: int = 2,
+    blocks: int = 2,
     batch_norm: bool = False,
 ) -> Flow:
     """Real NVP on ``(B, dim)`` vectors, or multiscale Real NVP on images with ``shape``.
@@ -38,7 +39,7 @@ def realnvp(
     Args:
         dim: data dimension.
         layers: number of affine coupling layers.
-        hidden, hidden_layers: conditioner width and depth.
+        hidden, hidden_layers: conditioner MLP width and number of hidden layers (vectors).
         mask: ``"alternating"`` (coordinate ``j`` transformed in layer ``i`` when
             ``j % 2 == i % 2``) or ``"half"`` (first half, then second half).
         conditioner: ``"separate"`` scale and translation MLPs, or one ``"shared"``
@@ -49,14 +50,14 @@ def realnvp(
         base: ``"normal"``, ``"logistic"`` or ``"diag_normal"``.
         shape: ``[C, H, W]`` for images: builds the multiscale model of
             :mod:`flowforge.models.realnvp_image`, where ``hidden`` is the
-            conditioner ResNets' channels and ``hidden_layers`` their residual
-            blocks (``dim``, ``layers``, ``mask``, ``conditioner`` do not apply).
-        scales, batch_norm: image options, see
+            conditioner ResNets' channels (``dim``, ``layers``, ``hidden_layers``,
+            ``mask``, ``conditioner`` do not apply).
+        scales, blocks, batch_norm: image options (``blocks``: residual blocks per conditioner ResNet), see
             :func:`~flowforge.models.realnvp_image.realnvp_image`.
     """
     if shape is not None:
         return realnvp_image(
-            shape, scales=scales, hidden=hidden, blocks=hidden_layers, batch_norm=batch_norm,
+            shape, scales=scales, hidden=hidden, blocks=blocks, batch_norm=batch_norm,
             scale_bound=scale_bound, context_dim=context_dim, base=base,
         )
     _check_positive(dim=dim, layers=layers, hidden=hidden, hidden_layers=hidden_layers)

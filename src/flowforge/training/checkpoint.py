@@ -3,8 +3,9 @@
 A run folder holds:
 
 * ``model.safetensors``: the best weights; metadata key ``flowforge`` is JSON
-  with ``format_version``, ``model`` (the config ``build`` takes), ``data``
-  (what the model was trained on) and ``versions``.
+  with ``format_version``, ``model`` (the complete config ``build`` takes;
+  format 1's partial records are completed when read), ``data`` (what the
+  model was trained on) and ``versions``.
 * ``last.safetensors``: the latest state for ``--resume``: weights
   (``model.*``), optimizer tensors (``optim.*``), RNG states (``rng.*``); its
   JSON holds the step counter and the optimizer's non-tensor state.
@@ -18,14 +19,18 @@ import json
 import os
 import platform
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from ..distributions import Flow
+from ..errors import CheckpointError, ConfigError
+from ..models.registry import build, upgrade_config
 
 __all__ = [
     "FORMAT_VERSION",
@@ -34,6 +39,7 @@ __all__ = [
     "LAST_FILE",
     "save_checkpoint",
     "load_flow",
+    "load_module",
     "load_weights",
     "read_checkpoint",
     "read_metadata",
@@ -43,14 +49,10 @@ __all__ = [
     "load_training_state",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the model record is complete (see flowforge.models.registry)
 MODEL_FILE = "model.safetensors"
 LAST_FILE = "last.safetensors"
 _META_KEY = "flowforge"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, corrupt, or does not fit its model."""
 
 
 def _versions() -> dict[str, str]:
@@ -133,6 +135,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         )
     if not isinstance(meta.get("model"), dict) or "name" not in meta["model"]:
         raise CheckpointError(f"{path}: metadata has no model config")
+    try:
+        meta["model"] = upgrade_config(meta["model"])
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     return meta
 
 
@@ -146,43 +152,37 @@ def read_tensors(path: str | Path, prefix: str = "") -> dict[str, torch.Tensor]:
 
 
 def _rebuild(meta: dict[str, Any], path: Path) -> Flow:
-    from ..models import build
-
     config = dict(meta["model"])
     name = config.pop("name")
     try:
         return build(name, **config)
-    except (ValueError, TypeError) as e:
+    except ConfigError as e:
         raise CheckpointError(f"{path}: cannot rebuild the model from its config: {e}") from None
 
 
-def load_weights(flow: Flow, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    tensors = dict(tensors)
-    for prefix, module in flow.named_modules():  # modules whose weights changed layout read their former one
-        upgrade = getattr(module, "upgrade_state_dict", None)
-        if upgrade is not None:
-            upgrade(tensors, f"{prefix}." if prefix else "")
+def load_weights(flow: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Load checked ``tensors`` into ``flow``: shapes and finiteness before anything is copied, then the
+    names after the modules' own translation of older layouts (e.g. ``ParallelMLP``'s per-layer weights);
+    on a refusal the module's weights are not to be used."""
     expected = flow.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
     wrong = [
         f"{k}: {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
         for k, v in expected.items()
         if k in tensors and tensors[k].shape != v.shape
     ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:3]}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:3]}")
-        if wrong:
-            parts.append(f"shape mismatch {wrong[:3]}")
-        raise CheckpointError(f"{path}: weights do not fit the model ({'; '.join(parts)})")
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{path}: non-finite values in {bad[:3]}")
-    flow.load_state_dict(tensors)
+    parts = [f"shape mismatch {wrong[:3]}"] if wrong else []
+    if not wrong:
+        try:
+            missing, unexpected = flow.load_state_dict(tensors, strict=False)
+        except RuntimeError as e:  # a translated layout whose shapes do not fit
+            raise CheckpointError(f"{path}: weights do not fit the model ({e})") from None
+        parts += [f"missing {sorted(missing)[:3]}"] if missing else []
+        parts += [f"unexpected {sorted(unexpected)[:3]}"] if unexpected else []
+    if parts:
+        raise CheckpointError(f"{path}: weights do not fit the model ({'; '.join(parts)})")
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -198,12 +198,33 @@ def load_flow(path: str | Path, map_location: str | torch.device = "cpu") -> tup
     The model is rebuilt from the checkpoint's own config, checked against the
     stored tensors (names and shapes) before any weight is used, then loaded.
     """
+    return load_module(path, map_location, {"vae": _not_a_flow})
+
+
+def _not_a_flow(record: dict[str, Any]) -> nn.Module:
+    raise ConfigError(f"it holds a {record['name']} model, not a flow; rebuild it with flowforge.load")
+
+
+def load_module(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    builders: dict[str, Callable[[dict[str, Any]], nn.Module]] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_flow` for any checkpointed module: a record whose ``name`` is in ``builders`` is
+    rebuilt by ``builders[name](record)`` (e.g. the VAE), any other by ``models.build``."""
     file = resolve_checkpoint(path)
     meta, tensors = read_checkpoint(file)
-    flow = _rebuild(meta, file)
-    load_weights(flow, tensors, file)
-    flow.eval()
-    return flow.to(map_location), meta
+    builder = (builders or {}).get(meta["model"]["name"])
+    if builder is None:
+        module = _rebuild(meta, file)
+    else:
+        try:
+            module = builder(meta["model"])
+        except ConfigError as e:
+            raise CheckpointError(f"{file}: cannot rebuild the model from its config: {e}") from None
+    load_weights(module, tensors, file)
+    module.eval()
+    return module.to(map_location), meta
 
 
 def save_training_state(

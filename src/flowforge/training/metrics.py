@@ -20,27 +20,15 @@ from torch import Tensor
 
 from ..data import SAMPLE_ROWS, Dataset
 from ..distributions import Flow
+from ..mode import in_mode
+from .model_input import model_input
 
-__all__ = ["bits_per_dim", "evaluate_nll", "as_model_input"]
+__all__ = ["bits_per_dim", "evaluate_nll"]
 
 
 def bits_per_dim(nll_nats: float, dims: int) -> float:
     """``nll / (dims ln 2)``: nats per example to bits per dimension."""
     return nll_nats / (dims * math.log(2.0))
-
-
-def as_model_input(flow: Flow, x: Tensor) -> Tensor:
-    """Reshape ``x`` to the flow's event shape when only the layout differs
-    (a vector model on images flattens them); otherwise a clear error."""
-    shape = tuple(flow.event_shape)
-    if tuple(x.shape[1:]) == shape:
-        return x
-    if x[0].numel() == torch.Size(shape).numel():
-        return x.reshape(x.shape[0], *shape)
-    raise ValueError(
-        f"data has examples of shape {tuple(x.shape[1:])} but the model expects {shape}; "
-        "was the model trained on other data?"
-    )
 
 
 @torch.no_grad()
@@ -71,25 +59,17 @@ def evaluate_nll(
         "discrete_nll_bound": float or None (grid-recorded tables), "n": rows scored}``.
     """
     noisy = dataset is not None and dataset.quantized
-    was_training = flow.training
-    flow.eval()
-    param = next(flow.parameters(), None)
-    device = param.device if param is not None else x.device
-    dtype = param.dtype if param is not None else x.dtype
     gen = torch.Generator().manual_seed(seed)
     n = len(x) if max_rows is None else min(len(x), max_rows)
     total, draws = 0.0, noise_draws if noisy else 1
-    for _ in range(draws):
-        for i in range(0, n, batch_size):
-            xb = x[i : min(i + batch_size, n)].to(dtype)
-            if noisy:
-                xb = dataset.dequantize(xb, gen)
-            xb = as_model_input(flow, xb.to(device))
-            cb = None if context is None else context[i : min(i + batch_size, n)].to(device=device, dtype=dtype)
-            total += float(-flow.log_prob(xb, cb).double().sum())
-    flow.train(was_training)
-    nll = total / (n * draws)
-    dims = x[0].numel()
+    with in_mode(flow, training=False):
+        for _ in range(draws):
+            for i in range(0, n, batch_size):
+                xb = model_input(flow, x[i : min(i + batch_size, n)], dataset, gen)
+                cb = None if context is None else context[i : min(i + batch_size, n)].to(xb)
+                total += float(-flow.log_prob(xb, cb).double().sum())
+    nll = total / (n * draws) if n else math.nan  # an empty split (e.g. no test rows) has no score
+    dims = math.prod(x.shape[1:])
     resolution = dataset.resolution if dataset is not None else None
     return {
         "nll": nll,

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..data import Dataset
 from ..distributions import Flow
+from ..errors import ConfigError
 from ..models import build, model_options
 
 __all__ = ["DEFAULT_MODELS", "RECIPES", "recipe", "train_defaults", "build_for_data", "default_preprocess"]
@@ -50,14 +51,18 @@ def recipe(model: str, kind: str) -> dict[str, dict[str, Any]]:
     return RECIPES.get((model, kind)) or RECIPES.get((model, "*")) or fallback
 
 
-def train_defaults(model: str, dataset: Dataset) -> dict[str, Any]:
+def train_defaults(model: str, dataset: Dataset, steps: int | None = None) -> dict[str, Any]:
     """The recipe's TrainConfig fields for ``dataset``: a recipe given in ``epochs`` gets
-    ``steps = epochs * n_train / batch_size``, clamped to ``[min_steps, max_steps]``."""
+    ``steps = epochs * n_train / batch_size``, clamped to ``[min_steps, max_steps]``; ``steps``
+    given by the user replace it, with the warm-up cut to a tenth of them at most."""
     train = dict(recipe(model, dataset.kind)["train"])
     if "epochs" in train:
         epochs, lo, hi = train.pop("epochs"), train.pop("min_steps"), train.pop("max_steps")
         per_epoch = dataset.train.shape[0] / (train.get("batch_size") or dataset.train.shape[0])
         train["steps"] = int(min(max(epochs * per_epoch, lo), hi))
+    if steps is not None:
+        train["steps"] = steps
+        train["warmup"] = min(train.get("warmup", 0), steps // 10)
     return train
 
 
@@ -80,7 +85,7 @@ def build_for_data(model: str, dataset: Dataset, **options: Any) -> Flow:
         config.setdefault("dim", int(dataset.train[0].numel()))
     if dataset.context_dim:
         if "context_dim" not in accepted:
-            raise ValueError(f"model {model!r} cannot be conditioned on a context")
+            raise ConfigError(f"model {model!r} cannot be conditioned on a context")
         config.setdefault("context_dim", dataset.context_dim)
     config.setdefault("preprocess", default_preprocess(dataset))
     return build(model, **config)

@@ -25,7 +25,24 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Transform", "Compose", "Inverse", "Identity"]
+from ..errors import DataError
+
+__all__ = ["Transform", "Compose", "Inverse", "Identity", "check_dtype_device"]
+
+
+def check_dtype_device(module: nn.Module, x: Tensor, what: str = "input") -> None:
+    """A :class:`~flowforge.errors.DataError` naming both sides unless ``x`` has the dtype and
+    device of ``module``'s weights (its first parameter; a module without any takes every input).
+
+    Kernels read memory by the input's element size, so a mismatch is refused
+    here rather than returning NaN or a dtype error from deep inside a layer.
+    """
+    ref = next(module.parameters(), None)
+    if ref is not None and (x.dtype != ref.dtype or x.device != ref.device):
+        raise DataError(
+            f"{what} is {x.dtype} on {x.device}, but the model is {ref.dtype} on {ref.device}; "
+            f"convert one to the other (x.to(dtype=..., device=...) or model.to(...))"
+        )
 
 
 class Transform(nn.Module):
@@ -95,6 +112,7 @@ class Compose(Transform):
         return iter(self.transforms)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        check_dtype_device(self, x)
         total = x.new_zeros(x.shape[0])
         for t in self.transforms:
             x, log_abs_det = t(x, context)
@@ -102,6 +120,7 @@ class Compose(Transform):
         return x, total
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        check_dtype_device(self, z)
         total = z.new_zeros(z.shape[0])
         for t in reversed(self.transforms):
             z, log_abs_det = t.inverse(z, context)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..errors import DataError
 from .base import Transform
 
 __all__ = ["DiagonalScaling", "Logit", "Rescale", "Standardize"]
@@ -87,12 +88,16 @@ class DiagonalScaling(Transform):
 def _check_domain(x: Tensor, lo: float, hi: float, what: str) -> None:
     """Inputs must lie in the open interval ``(lo, hi)`` where the map is a bijection.
 
-    One reduction and one device-to-host copy per call (NaN propagates through min/max)."""
+    One reduction and one device-to-host copy per call (NaN propagates through min/max).
+    Skipped while a graph is traced or exported (``flowforge.export``): a graph cannot
+    raise, so there out-of-domain rows give NaN."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return
     x_lo, x_hi = torch.stack(torch.aminmax(x.detach())).tolist()
     if not (math.isfinite(x_lo) and math.isfinite(x_hi)):
-        raise ValueError(f"{what}: input contains NaN or infinity")
+        raise DataError(f"{what}: input contains NaN or infinity")
     if x_lo <= lo or x_hi >= hi:
-        raise ValueError(
+        raise DataError(
             f"{what}: values must lie in ({lo:.4g}, {hi:.4g}), got values in [{x_lo:.4g}, {x_hi:.4g}]; "
             "check the data's range and the model's levels"
         )

@@ -1,4 +1,4 @@
-"""Pictures of what a flow learned (matplotlib, Agg backend, PNG files).
+"""Pictures of what a flow learned (matplotlib, PNG files; the backend is the user's, the CLI's is Agg).
 
 matplotlib is imported only inside this package.
 """
@@ -7,17 +7,21 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+from ..distributions import Flow
 
-from ..distributions import Flow  # noqa: E402
-
-__all__ = ["plot_data_vs_samples", "plot_density", "plot_latent_space", "plot_loss_curves", "density_grid"]
+__all__ = [
+    "data_vs_samples_figure",
+    "plot_data_vs_samples",
+    "plot_density",
+    "plot_latent_space",
+    "plot_loss_curves",
+    "density_grid",
+]
 
 
 def _scatter(ax, x: np.ndarray, title: str, labels: np.ndarray | None = None, color: str = "C0") -> None:
@@ -44,8 +48,8 @@ def _limits(x: np.ndarray, pad: float = 0.15) -> tuple[tuple[float, float], tupl
     return (lo[0] - pad * span[0], hi[0] + pad * span[0]), (lo[1] - pad * span[1], hi[1] + pad * span[1])
 
 
-def plot_data_vs_samples(data: Tensor, samples: Tensor, path: str | Path, labels: Tensor | None = None) -> Path:
-    """Training data and model samples side by side (first two coordinates), shared axes."""
+def data_vs_samples_figure(data: Tensor, samples: Tensor, labels: Tensor | None = None):
+    """Training data and model samples side by side (first two coordinates), shared axes; the figure."""
     d, s = data.detach().cpu().numpy(), samples.detach().cpu().numpy()
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.4), sharex=True, sharey=True)
     _scatter(axes[0], d, f"data (n={len(d)})", None if labels is None else labels.cpu().numpy())
@@ -53,7 +57,13 @@ def plot_data_vs_samples(data: Tensor, samples: Tensor, path: str | Path, labels
     xlim, ylim = _limits(d)
     axes[0].set_xlim(*xlim)
     axes[0].set_ylim(*ylim)
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
+
+
+def plot_data_vs_samples(data: Tensor, samples: Tensor, path: str | Path, labels: Tensor | None = None) -> Path:
+    """:func:`data_vs_samples_figure` saved as a PNG."""
+    return _save(data_vs_samples_figure(data, samples, labels), path)
 
 
 @torch.no_grad()
