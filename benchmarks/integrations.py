@@ -65,8 +65,8 @@ def bench_funnel(quick: bool) -> list[dict]:
         "AutoIAFNormal (Pyro)": lambda: AutoIAFNormal(funnel_model, num_transforms=3),
         "flowforge IAF": lambda: AutoNormalizingFlow(
             funnel_model, lambda d: to_pyro(ff.models.build("iaf", dim=d, layers=3, hidden=32))),
-        "flowforge NSF": lambda: AutoNormalizingFlow(
-            funnel_model, lambda d: to_pyro(ff.models.build("nsf", dim=d, layers=3, hidden=32))),
+        "flowforge NSF": lambda: AutoNormalizingFlow(  # IAF-style spline layers: one pass to sample
+            funnel_model, lambda d: to_pyro(ff.models.build("nsf", dim=d, layers=3, hidden=32, inverse=True))),
     }
     rows = []
     for name, make in guides.items():
@@ -105,7 +105,9 @@ def bench_sbi(quick: bool) -> list[dict]:
         "flowforge nsf": lambda: build_estimator("nsf"),
         "flowforge maf": lambda: build_estimator("maf", layers=3, hidden=50),
     }
-    rows = []
+    from torch.utils.tensorboard import SummaryWriter
+
+    rows, logs = [], tempfile.mkdtemp()  # sbi's training logs, kept out of the working folder
     for name, make in estimators.items():
         mean_err, std_err, t0 = [], [], time.perf_counter()
         for seed in range(seeds):
@@ -113,7 +115,7 @@ def bench_sbi(quick: bool) -> list[dict]:
             theta = torch.randn(n, 2)
             x = theta + s * torch.randn(n, 2)
             prior = MultivariateNormal(torch.zeros(2), torch.eye(2))
-            npe = NPE(prior, density_estimator=make(), show_progress_bars=False)
+            npe = NPE(prior, density_estimator=make(), summary_writer=SummaryWriter(logs), show_progress_bars=False)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 npe.append_simulations(theta, x).train(max_num_epochs=epochs, training_batch_size=200)

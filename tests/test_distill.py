@@ -88,3 +88,28 @@ def test_cli_distill_writes_a_run_folder(tmp_path):
     assert json.loads((out / "summary.json").read_text())["run_kind"] == "distill"
     assert main(args) == 2  # the folder is taken
     assert main([*args, "--overwrite", "--student", "nope"]) == 2
+
+
+def test_teacher_samples_enter_the_loss_and_are_the_same_on_resume():
+    from flowforge.inference.distill import Distillation, teacher_sample_nll
+
+    teacher = _teacher()
+    student = student_like(teacher, layers=2, hidden=8).double()  # default: a spline flow read backwards
+    assert student.config["name"] == "nsf" and student.config["inverse"]
+    objective = Distillation(teacher, student, batch_size=64, pool_size=500)
+    objective.setup(torch.device("cpu"), None, seed=3)
+    pool = objective.pool[0].clone()
+    objective.setup(torch.device("cpu"), None, seed=3)
+    assert torch.equal(pool, objective.pool[0]) and pool.shape == (500, 3)
+    state = objective.generator.get_state()
+
+    def loss():
+        torch.manual_seed(0)  # the same student samples
+        objective.generator.set_state(state)
+        return objective.loss(student, 0).item()
+
+    with_pool = loss()
+    rows = torch.randint(500, (64,), generator=torch.Generator().set_state(state))
+    objective.pool = None
+    reverse_only = loss()
+    assert with_pool == pytest.approx(reverse_only + teacher_sample_nll(student, pool[rows]).item(), rel=1e-9)

@@ -8,6 +8,7 @@ pytest.importorskip("sbi")
 from sbi.inference import NPE  # noqa: E402
 from sbi.neural_nets import posterior_nn  # noqa: E402
 from torch.distributions import MultivariateNormal  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from flowforge.sbi import FlowEstimator, build_estimator  # noqa: E402
 
@@ -35,10 +36,10 @@ def test_bad_model_or_options_fail_clearly():
         build_estimator("maf", dim=3)
 
 
-def posterior_errors(density_estimator, theta, x, x_o, mean, std):
+def posterior_errors(density_estimator, theta, x, x_o, mean, std, log_dir):
     torch.manual_seed(1)
     npe = NPE(MultivariateNormal(torch.zeros(2), torch.eye(2)), density_estimator=density_estimator,
-              show_progress_bars=False)
+              summary_writer=SummaryWriter(log_dir), show_progress_bars=False)  # not ./sbi-logs
     npe.append_simulations(theta, x).train(max_num_epochs=80, training_batch_size=200)
     samples = npe.build_posterior().sample((4000,), x=x_o, show_progress_bars=False)
     return float((samples.mean(0) - mean).norm()), float((samples.std(0) - std).abs().max())
@@ -46,7 +47,7 @@ def posterior_errors(density_estimator, theta, x, x_o, mean, std):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore")
-def test_linear_gaussian_posterior_matches_at_least_as_well_as_sbi_nsf():
+def test_linear_gaussian_posterior_matches_at_least_as_well_as_sbi_nsf(tmp_path):
     # theta ~ N(0, I), x | theta ~ N(theta, s^2 I): posterior N(x_o / (1 + s^2), s^2 / (1 + s^2) I)
     torch.manual_seed(0)
     s, n = 0.3, 1000
@@ -54,7 +55,7 @@ def test_linear_gaussian_posterior_matches_at_least_as_well_as_sbi_nsf():
     x = theta + s * torch.randn(n, 2)
     x_o = torch.tensor([[0.8, -0.5]])
     mean, std = x_o[0] / (1 + s**2), (s**2 / (1 + s**2)) ** 0.5
-    ours = posterior_errors(build_estimator("maf", layers=3, hidden=50), theta, x, x_o, mean, std)
-    theirs = posterior_errors(posterior_nn("nsf"), theta, x, x_o, mean, std)
+    ours = posterior_errors(build_estimator("maf", layers=3, hidden=50), theta, x, x_o, mean, std, tmp_path / "ours")
+    theirs = posterior_errors(posterior_nn("nsf"), theta, x, x_o, mean, std, tmp_path / "theirs")
     assert ours[0] <= theirs[0] + 0.01 and ours[1] <= theirs[1] + 0.01, (ours, theirs)
     assert max(ours) < 0.05, ours

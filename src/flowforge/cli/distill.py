@@ -44,12 +44,16 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("teacher", type=Path, nargs="?", metavar="TEACHER_RUN", help="run folder of the trained teacher")
-    p.add_argument("--student", default="iaf", help="student model (default: iaf)")
+    p.add_argument("--student", default="nsf",
+                   help="student model (default: nsf read backwards, a spline IAF; iaf for the affine one)")
     p.add_argument("--out", type=Path, help="run folder for the student")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the distillation in RUN from its last state")
-    p.add_argument("--steps", type=positive_int, default=2000, help="optimizer steps (default: 2000)")
+    p.add_argument("--steps", type=positive_int, default=5000, help="optimizer steps (default: 5000)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="student samples per step (default: 256)")
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="initial Adam learning rate, cosine decay (1e-3)")
+    p.add_argument("--lr", type=positive_float, default=3e-4,
+                   help="Adam learning rate after a warm-up, cosine decay (default: 3e-4)")
+    p.add_argument("--forward-weight", type=float, default=1.0,
+                   help="weight of the teacher-sample NLL beside the reverse KL (0: reverse KL alone; default 1)")
     p.add_argument("--layers", type=positive_int, help="student layers (default: the teacher's)")
     p.add_argument("--hidden", type=positive_int, help="student hidden units (default: the teacher's)")
     p.add_argument("--speed-samples", type=positive_int, default=1000,
@@ -75,8 +79,8 @@ def run(args) -> int:
     with new_run(args.out, args.overwrite) as run:
         record = {"data": meta.get("data", {}), "distilled_from": str(args.teacher)}
         result = distill(teacher, student, args.steps, batch_size=args.batch_size, lr=args.lr,
-                         contexts=dataset.context["train"], progress=not args.quiet, seed=args.seed, out=run,
-                         record=record)
+                         contexts=dataset.context["train"], forward_weight=args.forward_weight,
+                         progress=not args.quiet, seed=args.seed, out=run, record=record)
         return _finish(args, run, teacher, student, dataset, result)
 
 
@@ -91,7 +95,8 @@ def _resume(args) -> int:
     with writing(run):
         result = distill(teacher, student, config["steps"], batch_size=options["batch_size"], lr=config["lr"],
                          clip_grad=config["clip_grad"], contexts=dataset.context["train"],
-                         eval_samples=options["eval_samples"], progress=not args.quiet, seed=config["seed"], out=run,
+                         eval_samples=options["eval_samples"], forward_weight=options["forward_weight"],
+                         progress=not args.quiet, seed=config["seed"], out=run,
                          resume=True, record=record)
         return _finish(args, run, teacher, student, dataset, result)
 

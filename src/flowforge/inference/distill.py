@@ -38,7 +38,14 @@ from ..training import Run, TrainConfig, train
 from ..training.objectives import Objective
 from ..transforms import Compose
 
-__all__ = ["DistillResult", "Distillation", "distill", "distillation_kl", "sampling_rate", "student_like"]
+__all__ = ["DistillResult", "Distillation", "distill", "distillation_kl", "sampling_rate", "student_like",
+           "teacher_sample_nll"]
+
+
+def teacher_sample_nll(student: Flow, x: Tensor, context: Tensor | None = None) -> Tensor:
+    """``mean -log q(x)`` over teacher samples ``x`` ``(n, D)``: ``KL(p || q)`` up to the teacher's
+    entropy, the mass-covering term that keeps a reverse-KL student from dropping modes."""
+    return -student.log_prob(x, context).mean()
 
 
 def distillation_kl(student: Flow, teacher: Flow, n: int, context: Tensor | None = None) -> Tensor:
@@ -85,7 +92,10 @@ def _check_pair(teacher: Flow, student: Flow) -> None:
 
 class Distillation(Objective):
     """Density distillation of ``teacher`` into ``student`` (the module trained): the step loss is
-    :func:`distillation_kl` on ``batch_size`` fresh student samples; the validation figure ``val_kl``
+    :func:`distillation_kl` on ``batch_size`` fresh student samples plus ``forward_weight`` times
+    :func:`teacher_sample_nll` on ``batch_size`` rows of a pool of ``pool_size`` teacher samples
+    (drawn once from the run's seed), i.e. ``KL(q || p) + w KL(p || q)`` up to a constant: reverse KL
+    alone is mode-seeking and lets the student drop parts of the teacher's mass. The validation figure ``val_kl``
     is the same estimate on ``val_samples`` samples of a fixed seed; the final scores are the KL and
     its standard error on ``eval_samples`` samples. Contexts of a conditional pair are drawn from
     ``contexts`` with the objective's own seeded generator. The teacher should be frozen by the caller
@@ -96,7 +106,8 @@ class Distillation(Objective):
     columns = ("val_kl",)
 
     def __init__(self, teacher: Flow, student: Flow, batch_size: int = 256, contexts: Tensor | None = None,
-                 val_samples: int = 2048, eval_samples: int = 4096, record: dict[str, Any] | None = None):
+                 val_samples: int = 2048, eval_samples: int = 4096, record: dict[str, Any] | None = None,
+                 forward_weight: float = 1.0, pool_size: int = 50_000):
         _check_pair(teacher, student)
         if teacher.context_dim and contexts is None:
             raise ConfigError(
@@ -109,12 +120,31 @@ class Distillation(Objective):
         self.teacher_core, self.student_core = _after(teacher, skip), _after(student, skip)
         self.batch_size, self.contexts = batch_size, contexts
         self.val_samples, self.eval_samples = val_samples, eval_samples
+        if forward_weight < 0 or pool_size < 1:
+            raise ConfigError(f"forward_weight must be >= 0 and pool_size >= 1, got {forward_weight}, {pool_size}")
+        self.forward_weight, self.pool_size = float(forward_weight), int(pool_size)
+        self.pool: tuple[Tensor, Tensor | None] | None = None
         self.recorded = record or {}
         self.generator = torch.Generator().manual_seed(0)
 
     def setup(self, device: torch.device, batch_size: int | None, seed: int) -> None:
         self.teacher.to(device)
         self.generator.manual_seed(seed)
+        if self.forward_weight:
+            self.pool = self.teacher_pool(seed)
+
+    @torch.no_grad()
+    def teacher_pool(self, seed: int) -> tuple[Tensor, Tensor | None]:
+        """``pool_size`` teacher samples (and their contexts), the same for a seed (so on resume)."""
+        generator = torch.Generator().manual_seed(seed + 1)
+        xs, cs = [], []
+        with torch.random.fork_rng(devices=[]), in_mode(self.teacher, training=False):
+            torch.manual_seed(seed + 1)
+            for start in range(0, self.pool_size, 4096):
+                c = self.draw_context(min(4096, self.pool_size - start), generator)
+                xs.append(self.teacher_core.sample(min(4096, self.pool_size - start), c))
+                cs.append(c)
+        return torch.cat(xs), None if self.contexts is None else torch.cat(cs)
 
     def draw_context(self, n: int, generator: torch.Generator) -> Tensor | None:
         if self.contexts is None:
@@ -125,7 +155,13 @@ class Distillation(Objective):
 
     def loss(self, model: nn.Module, step: int) -> Tensor:
         c = self.draw_context(self.batch_size, self.generator)
-        return distillation_kl(self.student_core, self.teacher_core, self.batch_size, c)
+        loss = distillation_kl(self.student_core, self.teacher_core, self.batch_size, c)
+        if self.pool is not None:
+            x, contexts = self.pool
+            rows = torch.randint(x.shape[0], (self.batch_size,), generator=self.generator).to(x.device)
+            c = None if contexts is None else contexts[rows]
+            loss = loss + self.forward_weight * teacher_sample_nll(self.student_core, x[rows], c)
+        return loss
 
     def kl_terms(self, n: int) -> Tensor:
         """``log q(x) - log p(x)`` at ``n`` student samples (no gradient), float64."""
@@ -149,7 +185,8 @@ class Distillation(Objective):
         return {"kl": float(terms.mean()), "kl_stderr": float(terms.std() / math.sqrt(terms.numel()))}
 
     def record(self) -> dict[str, Any]:
-        options = {"batch_size": self.batch_size, "val_samples": self.val_samples, "eval_samples": self.eval_samples}
+        options = {"batch_size": self.batch_size, "val_samples": self.val_samples, "eval_samples": self.eval_samples,
+                   "forward_weight": self.forward_weight, "pool_size": self.pool_size}
         return {**self.recorded, "objective": options}
 
     def rng_state(self) -> tuple[dict[str, Tensor], dict[str, int]]:
@@ -164,10 +201,11 @@ def distill(
     student: Flow,
     steps: int,
     batch_size: int = 256,
-    lr: float = 1e-3,
+    lr: float = 3e-4,
     clip_grad: float | None = 10.0,
     contexts: Tensor | None = None,
     eval_samples: int = 4096,
+    forward_weight: float = 1.0,
     progress: bool = False,
     seed: int = 0,
     out: str | Path | Run | None = None,
@@ -183,16 +221,18 @@ def distill(
         contexts: for a conditional pair, ``(N, context_dim)`` contexts to draw
             each step's contexts from (e.g. the teacher's training contexts).
         eval_samples: samples for the final KL estimate.
+        forward_weight: weight of the teacher-sample term (0: reverse KL alone, as Parallel WaveNet).
         progress: show a progress bar.
         out, resume, record: a run folder to write (and continue from) and what it records beside
             the student (e.g. the teacher's data), see :func:`~flowforge.training.train`.
 
     The teacher's parameters are frozen for the run (restored afterwards).
     """
-    objective = Distillation(teacher, student, batch_size, contexts, eval_samples=eval_samples, record=record)
+    objective = Distillation(teacher, student, batch_size, contexts, eval_samples=eval_samples, record=record,
+                             forward_weight=forward_weight)
     if steps == 0:
         return DistillResult(**objective.scores(student))
-    config = TrainConfig(steps=steps, lr=lr, schedule="cosine", clip_grad=clip_grad, seed=seed,
+    config = TrainConfig(steps=steps, lr=lr, schedule="cosine", warmup=steps // 20, clip_grad=clip_grad, seed=seed,
                          eval_every=max(steps // 20, 1), progress=progress)
     frozen = [(p, p.requires_grad) for p in teacher.parameters()]
     for p, _ in frozen:
@@ -224,9 +264,11 @@ def _after(flow: Flow, skip: int) -> Flow:
     return Flow(Compose(list(flow.transform)[skip:]), flow.base, context_dim=flow.context_dim)
 
 
-def student_like(teacher: Flow, name: str = "iaf", **options: Any) -> Flow:
+def student_like(teacher: Flow, name: str = "nsf", **options: Any) -> Flow:
     """A student ``name`` over the teacher's events and context, with the teacher's
     fixed preprocessing (config and fitted statistics), so both model the same space.
+    The default is a spline flow read backwards (``nsf`` with ``inverse=True``: one pass to
+    sample), whose element-wise splines have the capacity an affine IAF lacks.
 
     ``options`` go to the student's builder (``preprocess`` is always the
     teacher's); ``layers`` and ``hidden`` default to the teacher's. The teacher
@@ -242,6 +284,8 @@ def student_like(teacher: Flow, name: str = "iaf", **options: Any) -> Flow:
     options.setdefault("dim", int(teacher.event_shape[0]))
     if teacher.context_dim:
         options.setdefault("context_dim", teacher.context_dim)
+    if name == "nsf":
+        options.setdefault("inverse", True)
     options["preprocess"] = preprocess
     student = build(name, **options)
     for i in range(len(preprocess)):

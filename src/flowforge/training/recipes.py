@@ -30,7 +30,7 @@ _IMAGE_TRAIN: dict[str, Any] = {"steps": 3000, "batch_size": 64, "lr": 1e-3, "ev
 #: Per ``(model, data kind)``: ``train`` (TrainConfig fields) and ``model`` (build options).
 #: Entries are looked up by ``(model, kind)``, then ``(model, "*")``.
 RECIPES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
-    ("nsf", "vector"): {"train": _VECTOR_TRAIN, "model": {"bins": 16}},
+    ("nsf", "vector"): {"train": _VECTOR_TRAIN, "model": {"bins": 32}},
     # image flows: mini-batches, early stopping on validation bits/dim (small image sets overfit fast)
     ("glow", "image"): {"train": _IMAGE_TRAIN, "model": {}},
     ("realnvp", "image"): {"train": _IMAGE_TRAIN, "model": {"hidden": 32}},
