@@ -76,7 +76,7 @@ class ParallelMLP(nn.Module):
     tensor for the optimizer to update) and layer ``l`` is one batched product
     over the copies. On a scalar input (2-D couplings) with two hidden layers
     and a batch of at least 64, the nets are evaluated exactly piece by piece
-    (:mod:`flowforge.nets.piecewise`): two table lookups per sample instead of
+    (:mod:`flowforge.nets.piecewise`): one table lookup per sample instead of
     ``B x hidden x hidden`` products.
 
     Shapes: ``(B, in_features) -> (B, out_features)``.
