@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -106,11 +107,11 @@ def peers(out: Path) -> None:
     py = Path("/tmp/peers-venv/bin/python")
     if not py.exists():
         subprocess.run(["bash", str(ROOT.parent / "shared/bench/setup_venv.sh")], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "-e", str(ROOT)], check=True)
     cmd = [str(py), str(ROOT.parent / "shared/bench/run_all.py"), "--tasks", "moons",
            "--libs", "reference,flowforge,nflows,normflows,zuko,FrEIA", "--threads", "1", "--out", str(out)]
     print("running:", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    # this checkout's flowforge on the path: the shared venv itself is left as it is
+    subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
 
 
 def main() -> None:

@@ -142,7 +142,8 @@ def image_model(ds: Dataset, sizes: dict, **options) -> ff.Flow:
 
 
 def train_images(flow: ff.Flow, ds: Dataset, device: torch.device, sizes: dict, steps: int, mode: str) -> dict:
-    """``steps`` Adam steps on random batches; mode ``eager``, ``bf16`` (autocast) or ``compiled``."""
+    """``steps`` Adam steps (lr 1e-3 after a linear warm-up over ``image_steps``) on random batches;
+    mode ``eager``, ``bf16`` (autocast) or ``compiled``."""
     flow = flow.to(device).train()
     model = torch.compile(flow) if mode == "compiled" else flow
     opt = torch.optim.Adam(flow.parameters(), lr=1e-3, fused=device.type == "cuda")
@@ -157,6 +158,8 @@ def train_images(flow: ff.Flow, ds: Dataset, device: torch.device, sizes: dict, 
         x = dequantize(data[idx], gen)
         sync(device)
         t0 = time.perf_counter()
+        for group in opt.param_groups:  # Glow's linear warm-up: a first full-size Adam step overflows at this depth
+            group["lr"] = 1e-3 * min(1.0, (step + 1) / sizes["image_steps"])
         opt.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mode == "bf16"):
             loss = -model(x).mean()

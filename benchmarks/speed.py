@@ -11,9 +11,9 @@
 2. With ``--compile``: ``fit`` with ``TrainConfig(compile=False)`` and
    ``compile=True`` on the same data: median ms/step and the compile time.
 
-Usage: python benchmarks/speed.py [--libs zuko,nflows,FrEIA] [--steps 60] [--compile]
+Usage: python benchmarks/speed.py [--libs zuko,nflows,FrEIA] [--steps 60] [--compile] [--bench DIR]
 (run the peers with their venv, e.g. ``PYTHONPATH=src /tmp/peers-venv/bin/python benchmarks/speed.py``).
-Writes benchmarks/results/speed.json.
+Writes benchmarks/results/speed.json (or --out).
 """
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ from flowforge.data import Dataset
 from flowforge.training import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT.parent / "shared" / "bench"
 #: task -> (model, options, batch)
 TASKS = {
     "moons": ("realnvp", {"dim": 2, "layers": 6, "hidden": 128}, 3000),
@@ -54,11 +53,11 @@ class Stepper:
         self.optimizer.step()
 
 
-def peers(task: str, libs: list[str]) -> list[Stepper]:
+def peers(task: str, libs: list[str], bench: Path) -> list[Stepper]:
     """The shared harness's adapters for ``libs`` (skipped when the harness or a library is missing)."""
-    if not libs or not (BENCH / "common.py").exists():
+    if not libs or not (bench / "common.py").exists():
         return []
-    sys.path.insert(0, str(BENCH))
+    sys.path.insert(0, str(bench))
     import common
     from adapters import Unsupported, discover
 
@@ -79,11 +78,11 @@ def peers(task: str, libs: list[str]) -> list[Stepper]:
     return out
 
 
-def step_times(task: str, libs: list[str], steps: int) -> dict[str, float]:
+def step_times(task: str, libs: list[str], steps: int, bench: Path) -> dict[str, float]:
     model, options, batch = TASKS[task]
     torch.manual_seed(0)
     flow = ff.models.build(model, **options)
-    runs = [Stepper("flowforge", flow, flow.log_prob), *peers(task, libs)]
+    runs = [Stepper("flowforge", flow, flow.log_prob), *peers(task, libs, bench)]
     x = torch.randn(batch, options["dim"])
     for run in runs:
         for _ in range(10):
@@ -118,15 +117,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma list (default: all)")
     parser.add_argument("--libs", default="zuko,nflows,FrEIA", help="peers to time alongside (default: %(default)s)")
+    parser.add_argument("--bench", type=Path, default=ROOT.parent / "shared" / "bench",
+                        help="the shared harness folder (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=60, help="timed steps per library (default: 60)")
     parser.add_argument("--compile", action="store_true", help="also time fit() with compile=True vs eager")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, as the harness)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speed.json",
+                        help="JSON results (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     libs = [lib for lib in args.libs.split(",") if lib]
     result: dict = {"torch": torch.__version__, "threads": args.threads, "tasks": {}}
     for task in args.tasks.split(","):
-        row = {"ms_per_step": step_times(task, libs, args.steps)}
+        row = {"ms_per_step": step_times(task, libs, args.steps, args.bench)}
         peers_ms = [v for k, v in row["ms_per_step"].items() if k != "flowforge"]
         if peers_ms:
             row["ratio_to_fastest_peer"] = row["ms_per_step"]["flowforge"] / min(peers_ms)
@@ -134,8 +137,8 @@ def main() -> int:
             row["compile"] = compile_figures(task, args.steps)
         result["tasks"][task] = row
         print(task, json.dumps(row), flush=True)
-    (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

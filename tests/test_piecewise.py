@@ -157,3 +157,23 @@ def test_flowforge_train_never_invokes_a_compiler(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists(), marker.read_text()
+
+
+def test_checkpoint_file_of_the_layerwise_layout_loads_exactly(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    flow = ff.models.build("realnvp", dim=3, layers=2, hidden=8)
+    path = tmp_path / "model.safetensors"
+    ff.save(flow, path)
+    with safe_open(str(path), "pt") as fh:
+        meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    for key in [k for k in tensors if k.endswith("net.params")]:  # back to weights.<l> / biases.<l>
+        prefix, net = key[: -len("params")], flow.get_submodule(key[: -len(".params")])
+        for i, (w, b) in enumerate(net.layers()):
+            tensors[f"{prefix}weights.{i}"], tensors[f"{prefix}biases.{i}"] = w.detach().clone(), b.detach().clone()
+        del tensors[key]
+    save_file(tensors, str(path), metadata=meta)
+    x = torch.randn(50, 3)
+    torch.testing.assert_close(ff.load(path).log_prob(x), flow.log_prob(x), rtol=0, atol=0)

@@ -76,7 +76,7 @@ class ParallelMLP(nn.Module):
     tensor for the optimizer to update) and layer ``l`` is one batched product
     over the copies. On a scalar input (2-D couplings) with two hidden layers
     and a batch of at least 64, the nets are evaluated exactly piece by piece
-    (:mod:`flowforge.nets.piecewise`): two table lookups per sample instead of
+    (:mod:`flowforge.nets.piecewise`): one table lookup per sample instead of
     ``B x hidden x hidden`` products.
 
     Shapes: ``(B, in_features) -> (B, out_features)``.
@@ -124,13 +124,17 @@ class ParallelMLP(nn.Module):
                 out = torch.baddbmm(b, out.relu_(), w)
         return out.transpose(0, 1).reshape(x.shape[0], -1)  # (copies, B, m) -> (B, copies * m)
 
+    def upgrade_state_dict(self, state_dict: dict[str, Tensor], prefix: str = "") -> None:
+        """Turn the former per-layer entries (``weights.<l>``, ``biases.<l>``) in ``state_dict`` into ``params``."""
+        names = [f"{prefix}{kind}.{i}" for i in range(len(self.shapes) // 2) for kind in ("weights", "biases")]
+        if prefix + "params" not in state_dict and all(n in state_dict for n in names):
+            state_dict[prefix + "params"] = torch.cat([state_dict.pop(n).flatten() for n in names])
+
     def extra_repr(self) -> str:
         widths = [self.shapes[0][1]] + [s[2] for s in self.shapes[::2]]
         return f"copies={self.copies}, widths={widths}"
 
 
 def _pack_layerwise(module: ParallelMLP, state_dict: dict, prefix: str, *args) -> None:
-    """Load a state dict of the former layout (``weights.<l>``, ``biases.<l>`` per layer) into the flat one."""
-    names = [f"{prefix}{kind}.{i}" for i in range(len(module.shapes) // 2) for kind in ("weights", "biases")]
-    if prefix + "params" not in state_dict and all(n in state_dict for n in names):
-        state_dict[prefix + "params"] = torch.cat([state_dict.pop(n).flatten() for n in names])
+    """``load_state_dict`` pre-hook: accept the former per-layer layout."""
+    module.upgrade_state_dict(state_dict, prefix)

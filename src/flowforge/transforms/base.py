@@ -38,7 +38,11 @@ def check_dtype_device(module: nn.Module, x: Tensor, what: str = "input") -> Non
     here rather than returning NaN or a dtype error from deep inside a layer.
     """
     ref = next(module.parameters(), None)
-    if ref is not None and (x.dtype != ref.dtype or x.device != ref.device):
+    if ref is None:
+        return
+    # under autocast, activations between layers legitimately carry the autocast dtype
+    autocast = torch.is_autocast_enabled(x.device.type) and x.dtype == torch.get_autocast_dtype(x.device.type)
+    if (x.dtype != ref.dtype and not autocast) or x.device != ref.device:
         raise DataError(
             f"{what} is {x.dtype} on {x.device}, but the model is {ref.dtype} on {ref.device}; "
             f"convert one to the other (x.to(dtype=..., device=...) or model.to(...))"
