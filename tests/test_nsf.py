@@ -114,7 +114,8 @@ def test_checkpoint_round_trip(key, tmp_path):
 def test_nsf_fits_a_bimodal_density_better_than_a_gaussian():
     torch.manual_seed(0)
     n = 1024
-    x = torch.cat([torch.randn(n, 2) * 0.3 + torch.tensor([2.0, 0.0]), torch.randn(n, 2) * 0.3 - torch.tensor([2.0, 0])])
+    shift = torch.tensor([2.0, 0.0])
+    x = torch.cat([torch.randn(n, 2) * 0.3 + shift, torch.randn(n, 2) * 0.3 - shift])
     flow = build("nsf", dim=2, layers=2, hidden=32, bins=8, tail_bound=4.0)
     opt = torch.optim.Adam(flow.parameters(), lr=5e-3)
     for _ in range(150):

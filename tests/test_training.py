@@ -103,7 +103,7 @@ def test_warmup_then_cosine_schedule():
     factors = [_lr_factor("cosine", s, 100, 10) for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0) and factors[-1] < 1e-3
-    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
+    assert all(a >= b for a, b in zip(factors[9:-1], factors[10:], strict=True))
 
 
 @pytest.mark.parametrize("field, value", [("steps", 0), ("batch_size", 0), ("lr", -1.0), ("lr", 0.0),
