@@ -104,10 +104,10 @@ def test_dtype_mismatch_is_an_error_naming_both_dtypes():
 
 
 def test_state_dict_of_the_layerwise_layout_loads():
-    net = ParallelMLP(3, 4, hidden=8, layers=2)
+    net = ParallelMLP(3, 4, hidden=8, hidden_layers=2)
     old = {f"{kind}.{i}": t.detach().clone() for i, (w, b) in enumerate(net.layers())
            for kind, t in (("weights", w), ("biases", b))}
-    fresh = ParallelMLP(3, 4, hidden=8, layers=2)
+    fresh = ParallelMLP(3, 4, hidden=8, hidden_layers=2)
     fresh.load_state_dict(old)
     x = torch.randn(5, 3)
     torch.testing.assert_close(fresh(x), net(x), rtol=0, atol=0)

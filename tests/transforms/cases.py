@@ -59,8 +59,8 @@ def _standardize(dim: int) -> Standardize:
     return layer
 
 
-mlp = partial(MLP, hidden=16, layers=2)
-pmlp = partial(ParallelMLP, hidden=16, layers=2, copies=2)
+mlp = partial(MLP, hidden=16, hidden_layers=2)
+pmlp = partial(ParallelMLP, hidden=16, hidden_layers=2, copies=2)
 
 CASES: list[Case] = [
     Case("identity", lambda: Identity(), vectors(3)),
@@ -171,13 +171,13 @@ from flowforge.nets import MADE  # noqa: E402
 from flowforge.nets.made import random_order  # noqa: E402
 from flowforge.transforms import MaskedAutoregressive  # noqa: E402
 
-made = partial(MADE, hidden=12, layers=2)
+made = partial(MADE, hidden=12, hidden_layers=2)
 
 CASES += [
     Case("maf-sequential", lambda: MaskedAutoregressive(5, AffineMap(2.0), made), vectors(5)),
     Case("maf-random-order-residual", lambda: MaskedAutoregressive(
-        random_order(6, seed=3), AffineMap(None), partial(MADE, hidden=12, layers=3, residual=True)), vectors(6)),
-    Case("maf-additive-one-hidden", lambda: MaskedAutoregressive(4, AdditiveMap(), partial(MADE, hidden=8, layers=1)),
+        random_order(6, seed=3), AffineMap(None), partial(MADE, hidden=12, hidden_layers=3, residual=True)), vectors(6)),
+    Case("maf-additive-one-hidden", lambda: MaskedAutoregressive(4, AdditiveMap(), partial(MADE, hidden=8, hidden_layers=1)),
          vectors(4)),
     Case("maf-context", lambda: MaskedAutoregressive(random_order(4, seed=1), AffineMap(), made, context_dim=3),
          vectors(4), context_dim=3),

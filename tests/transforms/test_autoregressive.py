@@ -33,7 +33,7 @@ def test_made_jacobian_is_strictly_triangular_and_full_in_the_order(seed, contex
     dim = 7
     order = random_order(dim, seed)
     # tanh: no dead units, so every allowed path shows in the Jacobian
-    made = _perturbed(MADE(order, 2, context_dim, hidden=32, layers=3, residual=residual, activation="tanh"))
+    made = _perturbed(MADE(order, 2, context_dim, hidden=32, hidden_layers=3, residual=residual, activation="tanh"))
     x = torch.randn(1, dim, dtype=torch.float64)
     c = torch.randn(1, context_dim, dtype=torch.float64) if context_dim else None
     jac = _jacobian(lambda v: made(v, c), x).reshape(2, dim, dim)  # (param, output i, input j)
@@ -47,7 +47,7 @@ def test_made_jacobian_is_strictly_triangular_and_full_in_the_order(seed, contex
 @pytest.mark.parametrize("seed", range(3))
 def test_maf_jacobian_triangular_in_random_order(seed):
     order = random_order(6, seed)
-    layer = _perturbed(MaskedAutoregressive(order, AffineMap(2.0), partial(MADE, hidden=24, layers=2)))
+    layer = _perturbed(MaskedAutoregressive(order, AffineMap(2.0), partial(MADE, hidden=24, hidden_layers=2)))
     x = torch.randn(1, 6, dtype=torch.float64)
     jac = _jacobian(lambda v: layer(v)[0], x)
     permuted = jac[order][:, order]  # rows and columns in generation order
@@ -57,15 +57,15 @@ def test_maf_jacobian_triangular_in_random_order(seed):
 
 
 def test_masked_entries_are_not_parameters():
-    linear = MADE(5, 2, hidden=16, layers=0)  # input j -> output i iff j comes before i
+    linear = MADE(5, 2, hidden=16, hidden_layers=0)  # input j -> output i iff j comes before i
     assert linear.weight.numel() == 2 * (5 * 4 // 2) + 2 * 5  # allowed weights + biases
-    deep = MADE(5, 2, hidden=16, layers=2)
+    deep = MADE(5, 2, hidden=16, hidden_layers=2)
     assert deep.weight.numel() < sum(fan_in * fan_out + fan_out for fan_in, fan_out in deep.shapes)
 
 
 def test_iaf_is_the_inverse_of_maf_and_samples_in_one_pass():
     torch.manual_seed(1)
-    maf_layer = _perturbed(MaskedAutoregressive(4, AffineMap(1.0), partial(MADE, hidden=16, layers=2)))
+    maf_layer = _perturbed(MaskedAutoregressive(4, AffineMap(1.0), partial(MADE, hidden=16, hidden_layers=2)))
     iaf_layer = Inverse(maf_layer)
     x = torch.randn(5, 4, dtype=torch.float64)
     for a, b in zip(iaf_layer(x), maf_layer.inverse(x), strict=True):
@@ -104,7 +104,7 @@ def test_made_checks_its_inputs():
     with pytest.raises(ValueError, match="hidden must be"):
         MADE(3, hidden=0)
     with pytest.raises(ValueError, match="residual"):
-        MADE(3, layers=1, residual=True)
+        MADE(3, hidden_layers=1, residual=True)
 
 
 def test_bench_maf_is_five_made_layers_reversed_no_batch_norm():

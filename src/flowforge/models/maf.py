@@ -59,7 +59,7 @@ def autoregressive_stack(
     }
     if permutation not in orders:
         raise ValueError(f"unknown permutation {permutation!r}; choose from {sorted(orders)}")
-    made = partial(MADE, hidden=hidden, layers=hidden_layers, residual=residual, zero_init=True)
+    made = partial(MADE, hidden=hidden, hidden_layers=hidden_layers, residual=residual, zero_init=True)
     stack: list[Transform] = []
     for i in range(layers):
         if i > 0 and between is not None:

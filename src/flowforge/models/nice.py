@@ -49,11 +49,11 @@ def nice(
         _check_positive(dim=dim)
         shape = (dim,)
     shape = tuple(int(s) for s in (shape if shape is not None else (1, 8, 8)))
-    _check_positive(layers=layers, hidden=hidden, hidden_layers=hidden_layers)
+    _check_positive(layers=layers, hidden=hidden, hidden_hidden_layers=hidden_layers)
     d = math.prod(shape)
     if d < 2:
         raise ValueError(f"nice needs at least 2 coordinates, got shape {shape}")
-    net = partial(MLP, hidden=hidden, layers=hidden_layers, zero_init=True)
+    net = partial(MLP, hidden=hidden, hidden_layers=hidden_layers, zero_init=True)
     flatten: list[Transform] = [Flatten(shape)] if len(shape) > 1 else []
     couplings = [
         Coupling(alternating_mask(d, i % 2), net, AdditiveMap(), context_dim=context_dim) for i in range(layers)

@@ -113,7 +113,7 @@ def _coupling_stack(
         raise ValueError("residual applies to the autoregressive nsf's MADE, not to coupling=True")
     if permutation not in ("reverse", "random"):
         raise ValueError(f"coupling nsf takes permutation 'reverse' or 'random', got {permutation!r}")
-    net = partial(MLP, hidden=hidden, layers=hidden_layers, zero_init=True)
+    net = partial(MLP, hidden=hidden, hidden_layers=hidden_layers, zero_init=True)
     stack: list[Transform] = []
     for i in range(layers):
         if i > 0 and between is not None:

@@ -60,13 +60,13 @@ def realnvp(
             shape, scales=scales, hidden=hidden, blocks=blocks, batch_norm=batch_norm,
             scale_bound=scale_bound, context_dim=context_dim, base=base,
         )
-    _check_positive(dim=dim, layers=layers, hidden=hidden, hidden_layers=hidden_layers)
+    _check_positive(dim=dim, layers=layers, hidden=hidden, hidden_hidden_layers=hidden_layers)
     if dim < 2:
         raise ValueError(f"realnvp needs dim >= 2 (a coupling must keep some coordinates), got {dim}")
     masks = {"alternating": lambda i: alternating_mask(dim, i % 2), "half": lambda i: half_mask(dim, i % 2 == 1)}
     nets = {
-        "separate": partial(ParallelMLP, hidden=hidden, layers=hidden_layers, copies=2),
-        "shared": partial(MLP, hidden=hidden, layers=hidden_layers),
+        "separate": partial(ParallelMLP, hidden=hidden, hidden_layers=hidden_layers, copies=2),
+        "shared": partial(MLP, hidden=hidden, hidden_layers=hidden_layers),
     }
     if mask not in masks:
         raise ValueError(f"unknown mask {mask!r}; choose from {sorted(masks)}")

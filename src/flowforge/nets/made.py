@@ -65,7 +65,7 @@ class MADE(nn.Module):
         params_per_dim: outputs per input dimension (2 for a log-scale and a shift).
         context_dim: width of a context vector that every unit may see, 0 for none.
         hidden: width of each hidden layer.
-        layers: number of hidden layers (0 gives a masked linear map).
+        hidden_layers: number of hidden layers (0 gives a masked linear map).
         residual: pre-activation residual connections ``h + W act(h) + b`` between
             hidden layers (they share degrees, so the skip keeps the masks valid).
         activation: name of the hidden activation.
@@ -82,7 +82,7 @@ class MADE(nn.Module):
         params_per_dim: int = 2,
         context_dim: int = 0,
         hidden: int = 128,
-        layers: int = 2,
+        hidden_layers: int = 2,
         residual: bool = False,
         activation: str = "relu",
         zero_init: bool = False,
@@ -91,11 +91,11 @@ class MADE(nn.Module):
         order = check_order(order)
         dim = order.numel()
         for name, value, low in (("params_per_dim", params_per_dim, 1), ("context_dim", context_dim, 0),
-                                 ("hidden", hidden, 1), ("layers", layers, 0)):
+                                 ("hidden", hidden, 1), ("hidden_layers", hidden_layers, 0)):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if residual and layers < 2:
-            raise ValueError(f"residual connections need at least 2 hidden layers, got layers={layers}")
+        if residual and hidden_layers < 2:
+            raise ValueError(f"residual connections need at least 2 hidden layers, got hidden_layers={hidden_layers}")
         self.dim, self.params_per_dim, self.context_dim = dim, params_per_dim, context_dim
         self.residual = residual
         self.act = make_activation(activation)
@@ -109,7 +109,7 @@ class MADE(nn.Module):
         lo = 0 if context_dim or dim == 1 else 1
         deg_hidden = lo + torch.arange(hidden) % max(dim - lo, 1)
         deg_out = degree.repeat(params_per_dim)  # output p * D + i: parameter p of dimension i
-        degrees = [deg_in] + [deg_hidden] * layers + [deg_out]
+        degrees = [deg_in] + [deg_hidden] * hidden_layers + [deg_out]
         # masks (in, out): the layout addmm(bias, h, W) takes without a transpose
         masks = [d_in[:, None] <= d_out[None, :] for d_in, d_out in zip(degrees[:-2], degrees[1:-1], strict=True)]
         masks.append(degrees[-2][:, None] < degrees[-1][None, :])

@@ -31,12 +31,12 @@ def activation(name: str) -> nn.Module:
 
 
 class MLP(nn.Sequential):
-    """``in -> [hidden, act] x layers -> out``.
+    """``in -> [hidden, act] x hidden_layers -> out``.
 
     Args:
         in_features, out_features: input and output widths.
         hidden: width of each hidden layer.
-        layers: number of hidden layers.
+        hidden_layers: number of hidden layers.
         activation: name of the hidden activation.
         zero_init: start the last layer at zero (the coupling starts as the identity).
 
@@ -48,13 +48,13 @@ class MLP(nn.Sequential):
         in_features: int,
         out_features: int,
         hidden: int = 128,
-        layers: int = 2,
+        hidden_layers: int = 2,
         activation: str = "relu",
         zero_init: bool = False,
     ):
         mods: list[nn.Module] = []
         width = in_features
-        for _ in range(layers):
+        for _ in range(hidden_layers):
             mods += [nn.Linear(width, hidden), globals()["activation"](activation)]
             width = hidden
         last = nn.Linear(width, out_features)
@@ -82,14 +82,15 @@ class ParallelMLP(nn.Module):
     Shapes: ``(B, in_features) -> (B, out_features)``.
     """
 
-    def __init__(self, in_features: int, out_features: int, hidden: int = 128, layers: int = 2, copies: int = 2):
+    def __init__(self, in_features: int, out_features: int, hidden: int = 128, hidden_layers: int = 2,
+                 copies: int = 2):
         super().__init__()
         if out_features % copies:
             raise ValueError(f"out_features={out_features} is not divisible by copies={copies}")
-        if layers < 1:
-            raise ValueError(f"ParallelMLP needs at least one hidden layer, got layers={layers}")
+        if hidden_layers < 1:
+            raise ValueError(f"ParallelMLP needs at least one hidden layer, got hidden_layers={hidden_layers}")
         self.copies, self.out_per_copy = copies, out_features // copies
-        widths = [in_features] + [hidden] * layers + [self.out_per_copy]
+        widths = [in_features] + [hidden] * hidden_layers + [self.out_per_copy]
         #: per layer, the shapes of its weight ``(copies, fan_in, fan_out)`` and bias ``(copies, 1, fan_out)``
         self.shapes = [
             s for i, o in zip(widths[:-1], widths[1:], strict=True) for s in ((copies, i, o), (copies, 1, o))
