@@ -48,7 +48,7 @@ def add_parser(sub) -> None:
                    help="student model (default: nsf read backwards, a spline IAF; iaf for the affine one)")
     p.add_argument("--out", type=Path, help="run folder for the student")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the distillation in RUN from its last state")
-    p.add_argument("--steps", type=positive_int, default=5000, help="optimizer steps (default: 5000)")
+    p.add_argument("--steps", type=positive_int, default=10000, help="optimizer steps (default: 10000)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="student samples per step (default: 256)")
     p.add_argument("--lr", type=positive_float, default=3e-4,
                    help="Adam learning rate after a warm-up, cosine decay (default: 3e-4)")
