@@ -176,9 +176,10 @@ made = partial(MADE, hidden=12, hidden_layers=2)
 CASES += [
     Case("maf-sequential", lambda: MaskedAutoregressive(5, AffineMap(2.0), made), vectors(5)),
     Case("maf-random-order-residual", lambda: MaskedAutoregressive(
-        random_order(6, seed=3), AffineMap(None), partial(MADE, hidden=12, hidden_layers=3, residual=True)), vectors(6)),
-    Case("maf-additive-one-hidden", lambda: MaskedAutoregressive(4, AdditiveMap(), partial(MADE, hidden=8, hidden_layers=1)),
-         vectors(4)),
+        random_order(6, seed=3), AffineMap(None), partial(MADE, hidden=12, hidden_layers=3, residual=True)),
+         vectors(6)),
+    Case("maf-additive-one-hidden",
+         lambda: MaskedAutoregressive(4, AdditiveMap(), partial(MADE, hidden=8, hidden_layers=1)), vectors(4)),
     Case("maf-context", lambda: MaskedAutoregressive(random_order(4, seed=1), AffineMap(), made, context_dim=3),
          vectors(4), context_dim=3),
     Case("iaf-context", lambda: Inverse(MaskedAutoregressive(5, AffineMap(1.0), made, context_dim=2)),
