@@ -135,14 +135,18 @@ class Distillation(Objective):
 
     @torch.no_grad()
     def teacher_pool(self, seed: int) -> tuple[Tensor, Tensor | None]:
-        """``pool_size`` teacher samples (and their contexts), the same for a seed (so on resume)."""
+        """``pool_size`` teacher samples (and their contexts), the same for a seed (so on resume);
+        drawn under a forked RNG (the teacher's device too), so the pool leaves training's RNG alone."""
         generator = torch.Generator().manual_seed(seed + 1)
+        device = next(self.teacher.parameters()).device
         xs, cs = [], []
-        with torch.random.fork_rng(devices=[]), in_mode(self.teacher, training=False):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+                in_mode(self.teacher, training=False):
             torch.manual_seed(seed + 1)
             for start in range(0, self.pool_size, 4096):
-                c = self.draw_context(min(4096, self.pool_size - start), generator)
-                xs.append(self.teacher_core.sample(min(4096, self.pool_size - start), c))
+                n = min(4096, self.pool_size - start)
+                c = self.draw_context(n, generator)
+                xs.append(self.teacher_core.sample(n, c))
                 cs.append(c)
         return torch.cat(xs), None if self.contexts is None else torch.cat(cs)
 

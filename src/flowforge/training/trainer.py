@@ -233,12 +233,16 @@ class _Training:
             self.averaged.load_state_dict(state)
 
     def update_average(self) -> None:
-        """Parameters are averaged; buffers (batch-norm statistics, fitted preprocessing) follow the module."""
-        if self.averaged is None:
-            return
-        self.averaged.update_parameters(self.module)
-        for mine, current in zip(self.averaged.module.buffers(), self.module.buffers(), strict=True):
-            mine.copy_(current)
+        """After each update: the parameters' moving average."""
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.module)
+
+    def sync_average_buffers(self) -> None:
+        """Before the average is used: its buffers (batch-norm statistics, fitted preprocessing)
+        are the module's, not averaged (copied here, not on every step)."""
+        if self.averaged is not None:
+            for mine, current in zip(self.averaged.module.buffers(), self.module.buffers(), strict=True):
+                mine.copy_(current)
 
     def restore(self) -> None:
         last = None if self.folder is None else self.folder.last_file
@@ -290,6 +294,7 @@ class _Training:
         return value, grad_norm
 
     def evaluate(self, running: list[float], grad_norm: float, t_start: float) -> dict[str, Any]:
+        self.sync_average_buffers()
         figures = self.objective.validate(self.scored)
         self.module.train()
         row = {
