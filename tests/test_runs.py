@@ -1,13 +1,16 @@
 """Run folders: one writer at a time (named when refused), stale locks from killed runs do not block."""
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
 from flowforge.cli import main
+from flowforge.errors import CheckpointError
 from flowforge.training.checkpoint import read_metadata
 from flowforge.training.run import LOCK_FILE, Run
 
@@ -34,6 +37,38 @@ def test_two_trainings_into_one_folder_one_is_refused(tmp_path):
     assert "being written by another run (pid" in loser_err or "already holds a trained run" in loser_err, loser_err
     assert read_metadata(tmp_path / "run" / "last.safetensors")["train_config"]["seed"] == winner
     assert not (tmp_path / "run" / LOCK_FILE).exists()
+
+
+def _contend(path, start, tried, won, done):
+    start.wait()
+    try:
+        with Run(path).lock():
+            won.value += 1
+            with tried.get_lock():
+                tried.value += 1
+            done.wait()  # keep the lock until every contender has tried
+    except CheckpointError:
+        with tried.get_lock():
+            tried.value += 1
+
+
+def test_processes_racing_for_one_folder_let_exactly_one_in(tmp_path):
+    """A lock is never seen half-written, so no contender mistakes a starting run for a dead one."""
+    ctx = multiprocessing.get_context("fork")
+    n = 8
+    for _ in range(20):
+        start, tried, won, done = ctx.Barrier(n), ctx.Value("i", 0), ctx.Value("i", 0), ctx.Event()
+        procs = [ctx.Process(target=_contend, args=(tmp_path / "run", start, tried, won, done)) for _ in range(n)]
+        for p in procs:
+            p.start()
+        deadline = time.monotonic() + 120
+        while tried.value < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        done.set()
+        for p in procs:
+            p.join(60)
+        assert (tried.value, won.value) == (n, 1)
+        assert not (tmp_path / "run" / LOCK_FILE).exists()
 
 
 def test_a_live_lock_is_refused_naming_its_holder(tmp_path, capsys):

@@ -71,29 +71,34 @@ class Run:
     def _acquire(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-        for _ in range(2):
-            try:
-                fd = os.open(self.path / LOCK_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None and _alive(holder):
-                    raise CheckpointError(
-                        f"{self.path} is being written by another run (pid {holder.get('pid')} on "
-                        f"{holder.get('host')}, started {holder.get('started')}); wait for it or choose another "
-                        "folder"
-                    ) from None
-                (self.path / LOCK_FILE).unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
-            return
+        # the lock appears with its content in one step (a hard link of a written file), so a reader never
+        # sees an empty lock and mistakes a starting run for a dead one
+        draft = self.path / f"{LOCK_FILE}.{os.getpid()}"
+        draft.write_text(json.dumps(me))
+        try:
+            for _ in range(2):
+                try:
+                    os.link(draft, self.path / LOCK_FILE)
+                except FileExistsError:
+                    holder = self._holder()
+                    if holder is not None and _alive(holder):
+                        raise CheckpointError(
+                            f"{self.path} is being written by another run (pid {holder.get('pid')} on "
+                            f"{holder.get('host')}, started {holder.get('started')}); wait for it or choose "
+                            "another folder"
+                        ) from None
+                    (self.path / LOCK_FILE).unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                return
+        finally:
+            draft.unlink(missing_ok=True)
         raise CheckpointError(f"{self.path}: could not take the lock {LOCK_FILE}; another run keeps taking it")
 
     def _holder(self) -> dict[str, Any] | None:
         try:
             return json.loads((self.path / LOCK_FILE).read_text())
         except (OSError, json.JSONDecodeError):
-            return None  # being written this instant, or unreadable: treated as stale
+            return None  # garbled (the lock is never seen half-written): treated as stale
 
     # -- files -----------------------------------------------------------------------------
 
