@@ -22,8 +22,9 @@ def test_density_is_the_em_fit_and_integrates_to_one():
     x = two_blobs()
     base = GaussianMixture((2,), 3).double()
     base.fit(x, seed=0)
-    em = EM(3, covariance_type="full", reg_covar=1e-4, max_iter=200, random_state=0).fit(x.numpy())
+    em = EM(3, covariance_type="full", random_state=0).fit(x.numpy())
     assert torch.allclose(base.log_prob(x), torch.as_tensor(em.score_samples(x.numpy())), atol=1e-8)
+    assert torch.allclose(base.loc, torch.as_tensor(em.means_), atol=1e-10)
     grid = torch.stack(torch.meshgrid(torch.linspace(-3, 4, 400), torch.linspace(-3, 4, 400), indexing="ij"), -1)
     with torch.no_grad():
         mass = base.log_prob(grid.reshape(-1, 2).double()).exp().sum() * (7 / 399) ** 2
@@ -42,6 +43,44 @@ def test_samples_follow_the_mixture():
     assert float((s[:, 0] > 0.5).double().mean()) == pytest.approx(0.3, abs=0.02)
 
 
+def test_a_state_with_means_loads_as_before():
+    """Checkpoints written before the means were stored in whitened units (``shift``) still load."""
+    base = GaussianMixture((2,), 3).double()
+    base.fit(two_blobs(), seed=0)
+    old = {k: v for k, v in base.state_dict().items() if k != "shift"}
+    old["loc"] = base.loc.detach().clone()
+    again = GaussianMixture((2,), 3).double()
+    again.load_state_dict(old)
+    x = two_blobs(50, seed=1)
+    assert torch.allclose(again.log_prob(x), base.log_prob(x), atol=1e-10)
+
+
+def test_the_recipe_sizes_the_mixture_by_the_table():
+    from flowforge.training.recipes import build_for_data, mixture_components
+
+    assert [mixture_components(n) for n in (1, 63, 64, 1000, 18_404, 10**7)] == [1, 1, 2, 16, 512, 512]
+    x = two_blobs(3000).float()
+    flow = build_for_data("nsf", ff.data.Dataset("blobs", x[:2000], x[2000:2500], x[2500:]))
+    assert isinstance(flow.base, GaussianMixture) and flow.base.components == 32
+    assert flow.config["components"] == 32 and flow.config["base"] == "gmm"
+
+
+def test_held_out_points_choose_the_size():
+    """With validation points, K = 1, 4, 16, ... up to the bound until the held-out fit gets worse."""
+    x, val = two_blobs(), two_blobs(500, seed=1)
+    base = GaussianMixture((2,), 256).double()
+    kept = base.fit(x, seed=0, val=val)
+    expected, best = 1, -math.inf
+    for k in (1, 4, 16, 64, 256):
+        score = EM(k, covariance_type="full", random_state=0).fit(x.numpy()).score(val.numpy())
+        if score <= best:
+            break
+        expected, best = k, score
+    assert kept == expected == base.components < 256
+    assert base.shift.shape == (kept, 2) and base.precision_off.shape == (kept, 2, 2)
+    assert float(base.log_prob(val).mean()) == pytest.approx(best, abs=1e-8)
+
+
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="components"):
         GaussianMixture((2,), 0)
@@ -55,11 +94,15 @@ def test_training_starts_at_the_em_fit_and_round_trips(tmp_path):
     x = two_blobs(3000).float()
     ds = ff.data.Dataset("blobs", x[:2000], x[2000:2500], x[2500:])
     torch.manual_seed(0)
-    flow = ff.models.build("nsf", dim=2, layers=2, hidden=16, base="gmm", components=2)
+    flow = ff.models.build("nsf", dim=2, layers=2, hidden=16, base="gmm", components=64)
     result = fit(flow, ds, TrainConfig(steps=20, batch_size=256, eval_every=10, progress=False), out=tmp_path)
     # two well-separated blobs: the mixture alone already fits them; a standard normal base does far worse
     assert result.summary["test_nll"] < 0.2
-    assert math.isclose(float(torch.softmax(flow.base.logits, 0).max()), 0.7, abs_tol=0.05)
+    # 64 was the upper bound: validation kept fewer, the record and the optimizer followed
+    assert flow.base.components in (4, 16) and flow.config["components"] == flow.base.components
+    weights = torch.softmax(flow.base.logits.detach(), 0)
+    assert math.isclose(float(weights[flow.base.loc.detach()[:, 0] > 0.5].sum()), 0.3, abs_tol=0.05)  # the +2 blob
     loaded = ff.load(tmp_path)
+    assert loaded.base.components == flow.base.components
     assert torch.allclose(loaded.log_prob(ds.test), flow.log_prob(ds.test), atol=1e-5)
     assert np.isfinite(loaded.sample(10).numpy()).all()

@@ -97,13 +97,16 @@ class DiagonalNormal(BaseDensity):
 class GaussianMixture(BaseDensity):
     """Learnable mixture of ``K`` full-covariance Gaussians over vectors ``(D,)``::
 
-        log p(z) = logsumexp_k [log w_k + log|det P_k| - |(z - mu_k) P_k|^2 / 2] - D log(2 pi) / 2
+        log p(z) = logsumexp_k [log w_k + log|det P_k| - |z P_k - s_k|^2 / 2] - D log(2 pi) / 2
 
     with ``P_k`` the upper-triangular Cholesky factor of component ``k``'s precision
-    (positive diagonal, stored as its log). Starts as ``K`` copies of ``N(0, I)``;
-    :meth:`fit` initializes it by EM (scikit-learn) on latent points, which the
-    trainer does once on the training data (a flow whose layers start at the
-    identity then starts at the mixture's fit).
+    (positive diagonal, stored as its log) and ``s_k = mu_k P_k`` its mean in the
+    component's own whitened units: an optimizer step on ``s_k`` moves the mean by
+    a fraction of that component's width, so narrow components are not knocked
+    off their data by steps sized for wide ones. Starts as ``K`` copies of
+    ``N(0, I)``; :meth:`fit` initializes it by EM (scikit-learn) on latent points,
+    which the trainer does once on the training data (a flow whose layers start
+    at the identity then starts at the mixture's fit).
     """
 
     def __init__(self, event_shape: Sequence[int], components: int = 8):
@@ -115,45 +118,89 @@ class GaussianMixture(BaseDensity):
         k, d = components, self.event_shape[0]
         self.components = components
         self.logits = nn.Parameter(torch.zeros(k))
-        self.loc = nn.Parameter(torch.zeros(k, d))
+        self.shift = nn.Parameter(torch.zeros(k, d))
         self.precision_off = nn.Parameter(torch.zeros(k, d, d))  # strictly upper part used
         self.precision_log_diag = nn.Parameter(torch.zeros(k, d))
+        self.register_load_state_dict_pre_hook(_means_to_shifts)
 
     def precision_cholesky(self) -> Tensor:
         """``(K, D, D)`` upper-triangular ``P_k`` with ``P_k P_k^T`` the precision."""
         return torch.triu(self.precision_off, 1) + torch.diag_embed(torch.exp(self.precision_log_diag))
 
+    @property
+    def loc(self) -> Tensor:
+        """``(K, D)`` component means ``mu_k = s_k P_k^{-1}``."""
+        p = self.precision_cholesky()
+        return torch.linalg.solve_triangular(p, self.shift[:, None, :], upper=True, left=False)[:, 0]
+
     def log_prob(self, z: Tensor) -> Tensor:
         self._check(z)
-        u = torch.einsum("bkd,kde->bke", z[:, None, :] - self.loc, self.precision_cholesky())  # (B, K, D)
+        u = torch.einsum("bd,kde->bke", z, self.precision_cholesky()) - self.shift  # (B, K, D)
         log_comp = self.precision_log_diag.sum(-1) - 0.5 * (u * u).sum(-1)  # (B, K)
         log_w = torch.log_softmax(self.logits, 0)
         return torch.logsumexp(log_comp + log_w, 1) - 0.5 * self.event_shape[0] * _LOG_2PI
 
     def sample(self, n: int, temperature: float = 1.0) -> Tensor:
         k = torch.multinomial(torch.softmax(self.logits.detach(), 0), n, replacement=True)
-        eps = torch.randn(n, self.event_shape[0], 1, dtype=self.loc.dtype, device=self.loc.device)
-        # z - mu = P^{-T} eps has covariance (P P^T)^{-1}
-        dev = torch.linalg.solve_triangular(self.precision_cholesky()[k].transpose(1, 2), eps, upper=False)
-        return self.loc[k] + temperature * dev.squeeze(-1)
+        eps = torch.randn(n, 1, self.event_shape[0], dtype=self.shift.dtype, device=self.shift.device)
+        # z = (s + t eps) P^{-1}: mean s P^{-1}, covariance t^2 (P P^T)^{-1}
+        u = self.shift[k][:, None, :] + temperature * eps
+        return torch.linalg.solve_triangular(self.precision_cholesky()[k], u, upper=True, left=False)[:, 0]
 
     @torch.no_grad()
-    def fit(self, z: Tensor, seed: int = 0) -> None:
-        """EM initialization (k-means start, ``seed``) on latent points ``z`` ``(N, D)``."""
+    def fit(self, z: Tensor, seed: int = 0, val: Tensor | None = None) -> int:
+        """EM initialization (k-means start, ``seed``; scikit-learn's defaults otherwise) on latent points
+        ``z`` ``(N, D)``. With held-out points ``val``, ``components`` is an upper bound: ``K = 1, 4, 16,
+        ...`` up to it are fitted in turn until the held-out likelihood stops improving, and the mixture
+        keeps the best (its parameters are replaced when that is fewer). Returns the number kept."""
         from sklearn.mixture import GaussianMixture as EM
 
         self._check(z)
         if z.shape[0] < 2 * self.components:
             raise ValueError(f"a {self.components}-component mixture base needs at least "
                              f"{2 * self.components} training rows to initialize, got {z.shape[0]}")
-        em = EM(self.components, covariance_type="full", reg_covar=1e-4, max_iter=200, random_state=seed)
-        em.fit(z.detach().double().cpu().numpy())
-        chol = torch.as_tensor(em.precisions_cholesky_)
-        as_param = dict(dtype=self.loc.dtype, device=self.loc.device)
-        self.logits.copy_(torch.as_tensor(em.weights_).log().to(**as_param))
-        self.loc.copy_(torch.as_tensor(em.means_).to(**as_param))
+        points = z.detach().double().cpu().numpy()
+        if val is None:
+            best = EM(self.components, covariance_type="full", random_state=seed).fit(points)
+        else:
+            held_out = val.detach().double().cpu().numpy()
+            best, best_score = None, -math.inf
+            for k in [4**i for i in range(int(math.log(self.components, 4) + 1e-9) + 1)] + [self.components]:
+                if best is not None and k <= best.n_components:
+                    continue
+                em = EM(k, covariance_type="full", random_state=seed).fit(points)
+                score = em.score(held_out)
+                if score <= best_score:
+                    break
+                best, best_score = em, score
+        if best.n_components != self.components:
+            self._resize(best.n_components)
+        chol = torch.as_tensor(best.precisions_cholesky_)
+        shift = torch.einsum("kd,kde->ke", torch.as_tensor(best.means_), chol)
+        as_param = dict(dtype=self.shift.dtype, device=self.shift.device)
+        self.logits.copy_(torch.as_tensor(best.weights_).log().to(**as_param))
+        self.shift.copy_(shift.to(**as_param))
         self.precision_off.copy_(torch.triu(chol, 1).to(**as_param))
         self.precision_log_diag.copy_(torch.diagonal(chol, dim1=1, dim2=2).log().to(**as_param))
+        return self.components
+
+    def _resize(self, components: int) -> None:
+        """New parameters for ``components`` components (values set by the caller)."""
+        like = dict(dtype=self.shift.dtype, device=self.shift.device)
+        k, d = components, self.event_shape[0]
+        self.components = components
+        self.logits = nn.Parameter(torch.zeros(k, **like))
+        self.shift = nn.Parameter(torch.zeros(k, d, **like))
+        self.precision_off = nn.Parameter(torch.zeros(k, d, d, **like))
+        self.precision_log_diag = nn.Parameter(torch.zeros(k, d, **like))
 
     def extra_repr(self) -> str:
         return f"components={self.components}"
+
+
+def _means_to_shifts(module: GaussianMixture, state_dict: dict, prefix: str, *args) -> None:
+    """``load_state_dict`` pre-hook: accept the former layout, means ``loc`` instead of ``shift = loc P``."""
+    if prefix + "loc" in state_dict and prefix + "shift" not in state_dict:
+        p = torch.triu(state_dict[prefix + "precision_off"], 1) + torch.diag_embed(
+            torch.exp(state_dict[prefix + "precision_log_diag"]))
+        state_dict[prefix + "shift"] = torch.einsum("kd,kde->ke", state_dict.pop(prefix + "loc"), p)

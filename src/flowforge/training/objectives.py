@@ -154,15 +154,21 @@ class MaximumLikelihood(Objective):
             self.fit_base()
 
     @torch.no_grad()
-    def fit_base(self, max_rows: int = 50_000) -> None:
+    def fit_base(self, max_rows: int = 20_000) -> None:
         """A data-initialized base (Gaussian mixture) is fitted once on the latents of (a seeded
-        subsample of ``max_rows``) training rows."""
-        x, c = self.batches.x, self.batches.context
-        rows = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(self.seed))[:max_rows]
-        rows = rows.to(c.device if c is not None else next(self.module.parameters()).device)
-        x = model_input(self.module, x[rows], self.dataset, self.batches.generator)
-        latents = self.module.encode(x, None if c is None else c[rows])
-        self.module.base.fit(latents, seed=self.seed)
+        subsample of ``max_rows``) training rows; its size is chosen on (as many) validation rows,
+        and the flow's record follows it."""
+        ds, gen = self.dataset, torch.Generator().manual_seed(self.seed)
+        device, dtype = next(self.module.parameters()).device, self.batches.x.dtype
+        splits = [(self.batches.x, self.batches.context)] + [(ds.val, ds.context["val"])] * (len(ds.val) > 0)
+        latents = []
+        for x, c in splits:
+            rows = torch.randperm(x.shape[0], generator=gen)[:max_rows]
+            xs = model_input(self.module, x[rows].to(device, dtype), ds, self.batches.generator)
+            latents.append(self.module.encode(xs, None if c is None else c[rows].to(device, dtype)))
+        kept = self.module.base.fit(latents[0], seed=self.seed, val=latents[1] if len(latents) > 1 else None)
+        if "components" in self.module.config:
+            self.module.config["components"] = kept
 
     def loss(self, model: nn.Module, step: int) -> Tensor:
         x, c = self.batches.next()

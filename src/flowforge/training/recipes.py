@@ -4,6 +4,7 @@ settings. The CLI and Python users share them.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..data import Dataset
@@ -11,7 +12,10 @@ from ..distributions import Flow
 from ..errors import ConfigError
 from ..models import build, model_options
 
-__all__ = ["DEFAULT_MODELS", "RECIPES", "recipe", "train_defaults", "build_for_data", "default_preprocess"]
+__all__ = [
+    "DEFAULT_MODELS", "RECIPES", "recipe", "train_defaults", "build_for_data", "default_preprocess",
+    "mixture_components",
+]
 
 #: The model used when none is named, per data kind: spline flows for vectors
 #: (toy sets and tables alike), the multiscale Real NVP for images.
@@ -30,7 +34,9 @@ _IMAGE_TRAIN: dict[str, Any] = {"steps": 3000, "batch_size": 64, "lr": 1e-3, "ev
 #: Per ``(model, data kind)``: ``train`` (TrainConfig fields) and ``model`` (build options).
 #: Entries are looked up by ``(model, kind)``, then ``(model, "*")``.
 RECIPES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
-    ("nsf", "vector"): {"train": _VECTOR_TRAIN, "model": {"bins": 32}},
+    # a mixture base under the splines: EM-fitted when training starts, at most mixture_components(rows)
+    # components, as many as the validation split supports
+    ("nsf", "vector"): {"train": _VECTOR_TRAIN, "model": {"bins": 32, "base": "gmm"}},
     # image flows: mini-batches, early stopping on validation bits/dim (small image sets overfit fast)
     ("glow", "image"): {"train": _IMAGE_TRAIN, "model": {}},
     ("realnvp", "image"): {"train": _IMAGE_TRAIN, "model": {"hidden": 32}},
@@ -87,5 +93,16 @@ def build_for_data(model: str, dataset: Dataset, **options: Any) -> Flow:
         if "context_dim" not in accepted:
             raise ConfigError(f"model {model!r} cannot be conditioned on a context")
         config.setdefault("context_dim", dataset.context_dim)
+    if config.get("base") == "gmm" and "components" in accepted:
+        config.setdefault("components", mixture_components(dataset.train.shape[0]))
     config.setdefault("preprocess", default_preprocess(dataset))
     return build(model, **config)
+
+
+def mixture_components(rows: int) -> int:
+    """The most components a mixture base may get from ``rows`` training rows: the largest
+    power of two with at least 32 rows each, between 1 and 512. Training starts by choosing
+    how many of them to keep on the validation split (``GaussianMixture.fit``): real tables
+    are often many tight clusters (the weather table's hours) that a flow alone fits poorly,
+    smooth ones need few."""
+    return max(1, min(512, 2 ** math.floor(math.log2(max(rows // 32, 1)))))

@@ -205,10 +205,7 @@ class _Training:
         self.device = own if config.device is None else torch.device(config.device)
         self.module.to(self.device)
         objective.setup(self.device, config.batch_size, config.seed)
-        self.params = [p for p in self.module.parameters() if p.requires_grad]
-        # fused: one kernel per step for all parameters instead of about ten per parameter
-        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.params)
-        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+        self.make_optimizer()
         self.record = {
             "run_kind": objective.kind, **objective.record(), "train_config": asdict(config), **(meta or {})
         }
@@ -219,6 +216,13 @@ class _Training:
         self.model: nn.Module = self.module
         self.averaged: AveragedModel | None = None  # the weights' moving average (config.ema)
         self.best_state: dict[str, Tensor] | None = None  # kept in memory when no folder is written
+
+    def make_optimizer(self) -> None:
+        self.params = [p for p in self.module.parameters() if p.requires_grad]
+        # fused: one kernel per step for all parameters instead of about ten per parameter
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.params)
+        cfg = self.config
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
 
     @property
     def scored(self) -> nn.Module:
@@ -259,6 +263,7 @@ class _Training:
     def start_fresh(self) -> None:
         torch.manual_seed(self.config.seed)
         self.objective.start()
+        self.make_optimizer()  # starting may have resized the model (a mixture base sized on validation)
         self.start_averaging(None)
 
     def save_last(self) -> None:
