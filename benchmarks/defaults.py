@@ -134,7 +134,8 @@ def main() -> int:
                 results["known"] = known(tmp, args.bench)
             elif name == "weather":
                 seeds = [int(v) for v in args.weather_seeds.split(",")]
-                results.setdefault("weather", {}).update({str(k): v for k, v in weather(tmp, args.bench, seeds).items()})
+                runs = weather(tmp, args.bench, seeds)
+                results.setdefault("weather", {}).update({str(k): v for k, v in runs.items()})
             elif name == "rows50k":
                 results["rows50k"] = rows50k(tmp)
             else:
