@@ -25,7 +25,7 @@ DEFAULT_MODELS: dict[str, str] = {"vector": "nsf", "image": "realnvp"}
 #: average of the weights (validated and kept: no spikes after warm-up, no dependence on the
 #: last step's noise), early stopping; ``steps`` is scaled with the table (see train_defaults).
 _VECTOR_TRAIN: dict[str, Any] = {
-    "epochs": 100, "min_steps": 1500, "max_steps": 10000, "batch_size": 512, "lr": 1e-3, "warmup": 200,
+    "epochs": 100, "min_steps": 1000, "max_steps": 10000, "batch_size": 512, "lr": 1e-3, "warmup": 200,
     "schedule": "cosine", "ema": 0.995, "clip_grad": 5.0, "eval_every": 250, "patience": 10,
 }
 
