@@ -63,6 +63,10 @@ def test_the_recipe_sizes_the_mixture_by_the_table():
     flow = build_for_data("nsf", ff.data.Dataset("blobs", x[:2000], x[2000:2500], x[2500:]))
     assert isinstance(flow.base, GaussianMixture) and flow.base.components == 32
     assert flow.config["components"] == 32 and flow.config["base"] == "gmm"
+    # a conditional flow keeps the normal base (the mixture would not depend on the context)
+    ctx = {s: torch.zeros(len(v), 1) for s, v in (("train", x[:2000]), ("val", x[2000:2500]), ("test", x[2500:]))}
+    conditional = build_for_data("nsf", ff.data.Dataset("blobs", x[:2000], x[2000:2500], x[2500:], context=ctx))
+    assert conditional.config["base"] == "normal" and conditional.config["context_dim"] == 1
 
 
 def test_held_out_points_choose_the_size():

@@ -93,6 +93,8 @@ def build_for_data(model: str, dataset: Dataset, **options: Any) -> Flow:
         if "context_dim" not in accepted:
             raise ConfigError(f"model {model!r} cannot be conditioned on a context")
         config.setdefault("context_dim", dataset.context_dim)
+    if dataset.context_dim and "base" not in options and config.get("base") == "gmm":
+        config["base"] = "normal"  # the mixture is unconditional: it would model x over all contexts at once
     if config.get("base") == "gmm" and "components" in accepted:
         config.setdefault("components", mixture_components(dataset.train.shape[0]))
     config.setdefault("preprocess", default_preprocess(dataset))
