@@ -9,6 +9,8 @@ from flowforge.cli import main
 from flowforge.export import ExportError, export
 from flowforge.transforms import Transform
 
+from .helpers import perturb
+
 MODELS = {
     "realnvp": ({"dim": 2, "layers": 2, "hidden": 8}, (2,)),  # 2-D: the scalar-input conditioner path
     "maf": ({"dim": 3, "layers": 2, "hidden": 8, "batch_norm": True}, (3,)),
@@ -26,11 +28,7 @@ def inputs(name, n):
 def perturbed(name, **extra):
     config = MODELS[name][0]
     torch.manual_seed(0)
-    flow = ff.models.build(name, **config, **extra)
-    with torch.no_grad():  # zero-initialized layers would make every model the identity
-        for p in flow.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return flow.eval()
+    return perturb(ff.models.build(name, **config, **extra), 0.1).eval()
 
 
 @pytest.mark.parametrize("name", MODELS)

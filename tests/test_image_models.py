@@ -15,6 +15,8 @@ from flowforge.testing import check_transform
 from flowforge.training import TrainConfig, fit, load_flow, save_checkpoint
 from flowforge.transforms import ActNorm, Coupling, Multiscale
 
+from .helpers import perturb
+
 LOGIT = [{"type": "logit", "levels": 17}]
 
 TINY = {
@@ -38,10 +40,7 @@ def pixels(n: int, shape=(1, 4, 4)) -> torch.Tensor:
 
 
 def perturbed(flow, scale=0.05):
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(scale * torch.randn_like(p))
-    return flow
+    return perturb(flow, scale)
 
 
 @pytest.mark.parametrize("key", list(TINY))

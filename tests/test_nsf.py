@@ -16,6 +16,8 @@ from flowforge.testing import check_transform
 from flowforge.training import TrainConfig, fit
 from flowforge.transforms import Coupling, InvConv1x1, MaskedAutoregressive, Permutation, RQSplineMap
 
+from .helpers import perturb
+
 VARIANTS = {
     "ar": {},
     "ar-lu-random": {"mixing": "lu", "permutation": "random"},
@@ -29,10 +31,7 @@ def small(key: str, dim: int = 5, **extra):
 
 
 def perturbed(flow, scale=0.2):
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(scale * torch.randn_like(p))
-    return flow
+    return perturb(flow, scale)
 
 
 @pytest.mark.parametrize("key", list(VARIANTS))

@@ -11,13 +11,11 @@ from pyro.infer.autoguide import AutoNormal, AutoNormalizingFlow  # noqa: E402
 import flowforge as ff  # noqa: E402
 from flowforge.pyro import to_pyro  # noqa: E402
 
+from .helpers import perturb  # noqa: E402
+
 
 def perturbed(name, **config):
-    flow = ff.models.build(name, dim=3, layers=2, hidden=8, **config)
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return flow
+    return perturb(ff.models.build(name, dim=3, layers=2, hidden=8, **config), 0.1)
 
 
 @pytest.mark.parametrize("batch", [(), (4,), (2, 5)])
