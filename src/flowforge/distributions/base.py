@@ -125,7 +125,7 @@ class GaussianMixture(BaseDensity):
 
     def precision_cholesky(self) -> Tensor:
         """``(K, D, D)`` upper-triangular ``P_k`` with ``P_k P_k^T`` the precision."""
-        return torch.triu(self.precision_off, 1) + torch.diag_embed(torch.exp(self.precision_log_diag))
+        return _upper_factor(self.precision_off, self.precision_log_diag)
 
     @property
     def loc(self) -> Tensor:
@@ -160,19 +160,17 @@ class GaussianMixture(BaseDensity):
             raise ValueError(f"a {self.components}-component mixture base needs at least "
                              f"{2 * self.components} training rows to initialize, got {z.shape[0]}")
         points = z.detach().double().cpu().numpy()
-        if val is None:
-            best = EM(self.components, covariance_type="full", random_state=seed).fit(points)
-        else:
-            held_out = val.detach().double().cpu().numpy()
-            best, best_score = None, -math.inf
-            for k in [4**i for i in range(int(math.log(self.components, 4) + 1e-9) + 1)] + [self.components]:
-                if best is not None and k <= best.n_components:
-                    continue
-                em = EM(k, covariance_type="full", random_state=seed).fit(points)
-                score = em.score(held_out)
-                if score <= best_score:
-                    break
-                best, best_score = em, score
+        held_out = None if val is None else val.detach().double().cpu().numpy()
+        sizes = [self.components]
+        if held_out is not None:
+            sizes = [4**i for i in range(self.components.bit_length()) if 4**i < self.components] + sizes
+        best, best_score = None, -math.inf
+        for k in sizes:
+            em = EM(k, covariance_type="full", random_state=seed).fit(points)
+            score = 0.0 if held_out is None else em.score(held_out)
+            if score <= best_score:
+                break
+            best, best_score = em, score
         if best.n_components != self.components:
             self._resize(best.n_components)
         chol = torch.as_tensor(best.precisions_cholesky_)
@@ -201,6 +199,10 @@ class GaussianMixture(BaseDensity):
 def _means_to_shifts(module: GaussianMixture, state_dict: dict, prefix: str, *args) -> None:
     """``load_state_dict`` pre-hook: accept the former layout, means ``loc`` instead of ``shift = loc P``."""
     if prefix + "loc" in state_dict and prefix + "shift" not in state_dict:
-        p = torch.triu(state_dict[prefix + "precision_off"], 1) + torch.diag_embed(
-            torch.exp(state_dict[prefix + "precision_log_diag"]))
+        p = _upper_factor(state_dict[prefix + "precision_off"], state_dict[prefix + "precision_log_diag"])
         state_dict[prefix + "shift"] = torch.einsum("kd,kde->ke", state_dict.pop(prefix + "loc"), p)
+
+
+def _upper_factor(off: Tensor, log_diag: Tensor) -> Tensor:
+    """``(K, D, D)`` upper-triangular factors from their strictly upper parts and log-diagonals."""
+    return torch.triu(off, 1) + torch.diag_embed(torch.exp(log_diag))

@@ -160,13 +160,15 @@ class MaximumLikelihood(Objective):
         and the flow's record follows it."""
         ds, gen = self.dataset, torch.Generator().manual_seed(self.seed)
         device, dtype = next(self.module.parameters()).device, self.batches.x.dtype
-        splits = [(self.batches.x, self.batches.context)] + [(ds.val, ds.context["val"])] * (len(ds.val) > 0)
-        latents = []
-        for x, c in splits:
+
+        def latents(x, c):
             rows = torch.randperm(x.shape[0], generator=gen)[:max_rows]
             xs = model_input(self.module, x[rows].to(device, dtype), ds, self.batches.generator)
-            latents.append(self.module.encode(xs, None if c is None else c[rows].to(device, dtype)))
-        kept = self.module.base.fit(latents[0], seed=self.seed, val=latents[1] if len(latents) > 1 else None)
+            return self.module.encode(xs, None if c is None else c[rows].to(device, dtype))
+
+        train = latents(self.batches.x, self.batches.context)
+        val = latents(ds.val, ds.context["val"]) if len(ds.val) else None
+        kept = self.module.base.fit(train, seed=self.seed, val=val)
         if "components" in self.module.config:
             self.module.config["components"] = kept
 

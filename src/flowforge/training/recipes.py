@@ -4,7 +4,6 @@ settings. The CLI and Python users share them.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ..data import Dataset
@@ -107,4 +106,4 @@ def mixture_components(rows: int) -> int:
     how many of them to keep on the validation split (``GaussianMixture.fit``): real tables
     are often many tight clusters (the weather table's hours) that a flow alone fits poorly,
     smooth ones need few."""
-    return max(1, min(512, 2 ** math.floor(math.log2(max(rows // 32, 1)))))
+    return min(512, 1 << (max(rows // 32, 1).bit_length() - 1))

@@ -205,7 +205,8 @@ class _Training:
         self.device = own if config.device is None else torch.device(config.device)
         self.module.to(self.device)
         objective.setup(self.device, config.batch_size, config.seed)
-        self.make_optimizer()
+        self.params: list[Tensor] = []
+        self.optimizer: torch.optim.Optimizer | None = None  # built once the parameters are final (make_optimizer)
         self.record = {
             "run_kind": objective.kind, **objective.record(), "train_config": asdict(config), **(meta or {})
         }
@@ -218,6 +219,8 @@ class _Training:
         self.best_state: dict[str, Tensor] | None = None  # kept in memory when no folder is written
 
     def make_optimizer(self) -> None:
+        """Adam over the module's parameters, as they are after starting or restoring (starting may resize
+        the model: a mixture base sized on validation)."""
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         # fused: one kernel per step for all parameters instead of about ten per parameter
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in self.params)
@@ -252,6 +255,7 @@ class _Training:
         last = None if self.folder is None else self.folder.last_file
         if last is None or not last.exists():
             raise TrainingError(f"nothing to resume: {last} does not exist")
+        self.make_optimizer()
         rng, state = load_training_state(last, self.module, self.optimizer)
         torch.set_rng_state(rng.pop("torch"))
         self.objective.load_rng_state(rng, state)
@@ -263,7 +267,7 @@ class _Training:
     def start_fresh(self) -> None:
         torch.manual_seed(self.config.seed)
         self.objective.start()
-        self.make_optimizer()  # starting may have resized the model (a mixture base sized on validation)
+        self.make_optimizer()
         self.start_averaging(None)
 
     def save_last(self) -> None:
