@@ -69,20 +69,46 @@ def test_the_recipe_sizes_the_mixture_by_the_table():
     assert conditional.config["base"] == "normal" and conditional.config["context_dim"] == 1
 
 
+def complete_data_score(em, x):
+    """Held-out mean of log p(x) - H(r(x)), computed here from scikit-learn's public outputs."""
+    r = em.predict_proba(x)
+    return float(np.mean(em.score_samples(x) + np.sum(r * np.log(np.maximum(r, 1e-300)), axis=1)))
+
+
 def test_held_out_points_choose_the_size():
-    """With validation points, K = 1, 4, 16, ... up to the bound until the held-out fit gets worse."""
+    """With validation points, K = 1, 4, 16, ... up to the bound until the held-out complete-data
+    log-likelihood has not improved for two sizes; the density kept is the best EM fit's."""
     x, val = two_blobs(), two_blobs(500, seed=1)
-    base = GaussianMixture((2,), 256).double()
+    base = GaussianMixture((2,), 64).double()
     kept = base.fit(x, seed=0, val=val)
-    expected, best = 1, -math.inf
-    for k in (1, 4, 16, 64, 256):
-        score = EM(k, covariance_type="full", random_state=0).fit(x.numpy()).score(val.numpy())
-        if score <= best:
+    fits = {k: EM(k, covariance_type="full", random_state=0).fit(x.numpy()) for k in (1, 4, 16, 64)}
+    scores = {k: complete_data_score(em, val.numpy()) for k, em in fits.items()}
+    expected = 1
+    for k in (4, 16, 64):
+        if k > 16 * expected:
             break
-        expected, best = k, score
-    assert kept == expected == base.components < 256
+        if scores[k] > scores[expected]:
+            expected = k
+    best_em = fits[expected]
+    assert kept == expected == base.components < 64
     assert base.shift.shape == (kept, 2) and base.precision_off.shape == (kept, 2, 2)
-    assert float(base.log_prob(val).mean().detach()) == pytest.approx(best, abs=1e-8)
+    assert float(base.log_prob(val).mean().detach()) == pytest.approx(best_em.score(val.numpy()), abs=1e-8)
+
+
+def test_clusters_get_components_and_a_smooth_region_does_not():
+    """Sixteen tight, separated clusters keep 16 components; a uniform square keeps at most 4,
+    though the held-out likelihood alone would go on adding components that tile it."""
+    g = torch.Generator().manual_seed(0)
+    centers = torch.cartesian_prod(torch.arange(4.0), torch.arange(4.0)).double()
+    def clusters(n):
+        return centers[torch.randint(16, (n,), generator=g)] + 0.05 * torch.randn(n, 2, generator=g).double()
+    def square(n):
+        return torch.rand(n, 2, generator=g).double()
+    assert GaussianMixture((2,), 64).double().fit(clusters(4000), val=clusters(1000)) == 16
+    x, val = square(4000), square(1000)
+    assert GaussianMixture((2,), 64).double().fit(x, val=val) <= 4
+    scores = [EM(k, covariance_type="full", random_state=0).fit(x.numpy()).score(val.numpy()) for k in (4, 16)]
+    assert scores[1] > scores[0]  # likelihood alone prefers the tiling
 
 
 def test_bad_options_are_refused():
