@@ -152,7 +152,8 @@ class GaussianMixture(BaseDensity):
     def fit(self, z: Tensor, seed: int = 0, val: Tensor | None = None) -> int:
         """EM initialization (k-means start, ``seed``; scikit-learn's defaults otherwise) on latent points
         ``z`` ``(N, D)``. With held-out points ``val``, ``components`` is an upper bound: ``K = 1, 4, 16,
-        ...`` up to it are fitted in turn until the held-out score has not improved for two sizes, and the
+        ...`` up to it are fitted in turn until one scores below the best held-out score (but at least
+        up to 16: a few components over many clusters straddle them and can score below one), and the
         mixture keeps the best (its parameters are replaced when that is fewer). Returns the number kept.
 
         The score is the held-out *complete-data* log-likelihood (the ICL criterion's fit term),
@@ -174,12 +175,12 @@ class GaussianMixture(BaseDensity):
             sizes = [4**i for i in range(self.components.bit_length()) if 4**i < self.components] + sizes
         best, best_score = None, -math.inf
         for k in sizes:
-            if best is not None and k > 16 * best.n_components:
-                break  # two sizes in a row without improvement
             em = EM(k, covariance_type="full", random_state=seed).fit(points)
             score = 0.0 if held_out is None else _complete_data_score(em, held_out)
             if score > best_score:
                 best, best_score = em, score
+            elif k >= 16:  # fewer components can straddle clusters and score below one: look on
+                break
         if best.n_components != self.components:
             self._resize(best.n_components)
         chol = torch.as_tensor(best.precisions_cholesky_)
