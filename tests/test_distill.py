@@ -11,7 +11,7 @@ import torch
 import flowforge as ff
 from flowforge.cli import main
 from flowforge.data import load_dataset
-from flowforge.inference.distill import distill, distillation_kl, student_like
+from flowforge.inference.distill import Distillation, distill, distillation_kl, student_like
 from flowforge.models import fit_preprocessing
 from flowforge.training import save_checkpoint
 
@@ -42,6 +42,20 @@ def test_distillation_drives_the_kl_down():
     assert -3 * after.kl_stderr < after.kl < 0.25 * before.kl
     assert len(after.losses) == 300
     assert all(p.requires_grad for p in teacher.parameters())  # unfrozen again
+
+
+def test_the_flow_given_is_the_one_scored_and_a_moving_average_trains():
+    """Validation and scores are of the flow passed in (the trainer passes the moving average)."""
+    teacher = _teacher()
+    a, b = student_like(teacher, "iaf", layers=3), student_like(teacher, "iaf", layers=3)
+    with torch.no_grad():
+        for p in b.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    assert Distillation(teacher, a).validate(b) == Distillation(teacher, b).validate(b)
+    assert Distillation(teacher, a).validate(a) != Distillation(teacher, b).validate(b)
+    before = distill(teacher, a, steps=0, eval_samples=2000)
+    after = distill(teacher, a, steps=300, batch_size=128, lr=3e-3, eval_samples=2000, ema=0.95)
+    assert after.kl < 0.25 * before.kl
 
 
 def test_student_shares_the_teachers_preprocessing():

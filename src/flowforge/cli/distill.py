@@ -58,6 +58,8 @@ def add_parser(sub) -> None:
     p.add_argument("--hidden", type=positive_int, help="student hidden units (default: the teacher's)")
     p.add_argument("--speed-samples", type=positive_int, default=1000,
                    help="samples per timed call for the sampling speed-up (default: 1000)")
+    p.add_argument("--ema", type=float, default=None,
+                   help="decay of a moving average of the student's weights, validated and kept instead of them")
     p.add_argument("--seed", type=int, default=0, help="seed of the student's weights and samples (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a student already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -80,7 +82,7 @@ def run(args) -> int:
         record = {"data": meta.get("data", {}), "distilled_from": str(args.teacher)}
         result = distill(teacher, student, args.steps, batch_size=args.batch_size, lr=args.lr,
                          contexts=dataset.context["train"], forward_weight=args.forward_weight,
-                         progress=not args.quiet, seed=args.seed, out=run, record=record)
+                         progress=not args.quiet, seed=args.seed, out=run, record=record, ema=args.ema)
         return _finish(args, run, teacher, student, dataset, result)
 
 
@@ -97,7 +99,7 @@ def _resume(args) -> int:
                          clip_grad=config["clip_grad"], contexts=dataset.context["train"],
                          eval_samples=options["eval_samples"], forward_weight=options["forward_weight"],
                          progress=not args.quiet, seed=config["seed"], out=run,
-                         resume=True, record=record)
+                         resume=True, record=record, ema=config.get("ema"))
         return _finish(args, run, teacher, student, dataset, result)
 
 

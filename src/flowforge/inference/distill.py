@@ -115,9 +115,9 @@ class Distillation(Objective):
             )
         if not teacher.context_dim and contexts is not None:
             raise ConfigError("the teacher is unconditional but contexts were given")
-        skip = _shared_preprocessing(teacher, student)
+        self.skip = _shared_preprocessing(teacher, student)
         self.module, self.teacher = student, teacher
-        self.teacher_core, self.student_core = _after(teacher, skip), _after(student, skip)
+        self.teacher_core, self.student_core = _after(teacher, self.skip), _after(student, self.skip)
         self.batch_size, self.contexts = batch_size, contexts
         self.val_samples, self.eval_samples = val_samples, eval_samples
         if forward_weight < 0 or pool_size < 1:
@@ -167,25 +167,26 @@ class Distillation(Objective):
             loss = loss + self.forward_weight * teacher_sample_nll(self.student_core, x[rows], c)
         return loss
 
-    def kl_terms(self, n: int) -> Tensor:
-        """``log q(x) - log p(x)`` at ``n`` student samples (no gradient), float64."""
+    def kl_terms(self, student: Flow, n: int) -> Tensor:
+        """``log q(x) - log p(x)`` at ``n`` samples of ``student`` (the trained one or its moving
+        average; no gradient), float64."""
         generator = torch.Generator().manual_seed(1234)
-        terms = []
-        with torch.no_grad(), in_mode(self.module, training=False), in_mode(self.teacher, training=False):
+        core, terms = _after(student, self.skip), []
+        with torch.no_grad(), in_mode(student, training=False), in_mode(self.teacher, training=False):
             for start in range(0, n, self.batch_size):
                 m = min(self.batch_size, n - start)
                 c = self.draw_context(m, generator)
-                x, log_q = self.student_core.sample_and_log_prob(m, c)
+                x, log_q = core.sample_and_log_prob(m, c)
                 terms.append(log_q - self.teacher_core.log_prob(x, c))
         return torch.cat(terms).double()
 
     def validate(self, module: nn.Module) -> dict[str, float]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(1234)
-            return {"val_kl": float(self.kl_terms(self.val_samples).mean())}
+            return {"val_kl": float(self.kl_terms(module, self.val_samples).mean())}
 
     def scores(self, module: nn.Module) -> dict[str, Any]:
-        terms = self.kl_terms(self.eval_samples)
+        terms = self.kl_terms(module, self.eval_samples)
         return {"kl": float(terms.mean()), "kl_stderr": float(terms.std() / math.sqrt(terms.numel()))}
 
     def record(self) -> dict[str, Any]:
@@ -215,6 +216,7 @@ def distill(
     out: str | Path | Run | None = None,
     resume: bool = False,
     record: dict[str, Any] | None = None,
+    ema: float | None = None,
 ) -> DistillResult:
     """Fit ``student`` to ``teacher`` by minimizing :func:`distillation_kl` (:class:`Distillation` on
     :func:`~flowforge.training.train`: Adam, cosine learning-rate decay), then estimate the final KL
@@ -226,6 +228,8 @@ def distill(
             each step's contexts from (e.g. the teacher's training contexts).
         eval_samples: samples for the final KL estimate.
         forward_weight: weight of the teacher-sample term (0: reverse KL alone, as Parallel WaveNet).
+        ema: decay of a moving average of the student's weights, which is then what is validated,
+            kept and returned (None: the trained weights themselves).
         progress: show a progress bar.
         out, resume, record: a run folder to write (and continue from) and what it records beside
             the student (e.g. the teacher's data), see :func:`~flowforge.training.train`.
@@ -237,7 +241,7 @@ def distill(
     if steps == 0:
         return DistillResult(**objective.scores(student))
     config = TrainConfig(steps=steps, lr=lr, schedule="cosine", warmup=steps // 20, clip_grad=clip_grad, seed=seed,
-                         eval_every=max(steps // 20, 1), progress=progress)
+                         eval_every=max(steps // 20, 1), progress=progress, ema=ema)
     frozen = [(p, p.requires_grad) for p in teacher.parameters()]
     for p, _ in frozen:
         p.requires_grad_(False)
