@@ -15,17 +15,14 @@ from flowforge.inference.distill import Distillation, distill, distillation_kl, 
 from flowforge.models import fit_preprocessing
 from flowforge.training import save_checkpoint
 
+from .helpers import perturb
 from .test_conditional import _one_thread  # noqa: F401  (autouse: one torch thread in this module too)
 
 
 def _teacher(dim: int = 3, **options) -> ff.Flow:
     """A MAF with perturbed weights: a non-trivial, correlated density."""
     torch.manual_seed(0)
-    flow = ff.models.build("maf", dim=dim, layers=2, hidden=16, **options)
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return flow.double()
+    return perturb(ff.models.build("maf", dim=dim, layers=2, hidden=16, **options), 0.3).double()
 
 
 def test_kl_of_a_flow_to_itself_is_zero():
@@ -47,10 +44,7 @@ def test_distillation_drives_the_kl_down():
 def test_the_flow_given_is_the_one_scored_and_a_moving_average_trains():
     """Validation and scores are of the flow passed in (the trainer passes the moving average)."""
     teacher = _teacher()
-    a, b = student_like(teacher, "iaf", layers=3), student_like(teacher, "iaf", layers=3)
-    with torch.no_grad():
-        for p in b.parameters():
-            p.add_(0.5 * torch.randn_like(p))
+    a, b = student_like(teacher, "iaf", layers=3), perturb(student_like(teacher, "iaf", layers=3), 0.5)
     assert Distillation(teacher, a).validate(b) == Distillation(teacher, b).validate(b)
     assert Distillation(teacher, a).validate(a) != Distillation(teacher, b).validate(b)
     before = distill(teacher, a, steps=0, eval_samples=2000)

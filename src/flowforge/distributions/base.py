@@ -116,12 +116,7 @@ class GaussianMixture(BaseDensity):
             raise ValueError(f"a Gaussian-mixture base is for vectors (events (D,)), got {tuple(self.event_shape)}")
         if not isinstance(components, int) or components < 1:
             raise ValueError(f"components must be a positive integer, got {components!r}")
-        k, d = components, self.event_shape[0]
-        self.components = components
-        self.logits = nn.Parameter(torch.zeros(k))
-        self.shift = nn.Parameter(torch.zeros(k, d))
-        self.precision_off = nn.Parameter(torch.zeros(k, d, d))  # strictly upper part used
-        self.precision_log_diag = nn.Parameter(torch.zeros(k, d))
+        self._new_parameters(components)
         self.register_load_state_dict_pre_hook(_means_to_shifts)
 
     def precision_cholesky(self) -> Tensor:
@@ -182,7 +177,7 @@ class GaussianMixture(BaseDensity):
             elif k >= 16:  # fewer components can straddle clusters and score below one: look on
                 break
         if best.n_components != self.components:
-            self._resize(best.n_components)
+            self._new_parameters(best.n_components, dtype=self.shift.dtype, device=self.shift.device)
         chol = torch.as_tensor(best.precisions_cholesky_)
         shift = torch.einsum("kd,kde->ke", torch.as_tensor(best.means_), chol)
         as_param = dict(dtype=self.shift.dtype, device=self.shift.device)
@@ -192,14 +187,13 @@ class GaussianMixture(BaseDensity):
         self.precision_log_diag.copy_(torch.diagonal(chol, dim1=1, dim2=2).log().to(**as_param))
         return self.components
 
-    def _resize(self, components: int) -> None:
-        """New parameters for ``components`` components (values set by the caller)."""
-        like = dict(dtype=self.shift.dtype, device=self.shift.device)
+    def _new_parameters(self, components: int, **like) -> None:
+        """Parameters of ``components`` copies of ``N(0, I)`` (``like``: dtype, device)."""
         k, d = components, self.event_shape[0]
         self.components = components
         self.logits = nn.Parameter(torch.zeros(k, **like))
         self.shift = nn.Parameter(torch.zeros(k, d, **like))
-        self.precision_off = nn.Parameter(torch.zeros(k, d, d, **like))
+        self.precision_off = nn.Parameter(torch.zeros(k, d, d, **like))  # strictly upper part used
         self.precision_log_diag = nn.Parameter(torch.zeros(k, d, **like))
 
     def extra_repr(self) -> str:
