@@ -16,8 +16,10 @@ Results are written to the JSON path given as argument after every stage (a
 stage that fails records its error and the script goes on). ``--smoke`` runs
 tiny sizes on whatever device there is (CPU here) to check the script itself.
 
-Usage: python benchmarks/gpu.py RESULT.json [--smoke] [--skip-compile]
-Budget on one H100: about 6 minutes (the stages print their progress).
+Usage: python benchmarks/gpu.py RESULT.json [--smoke] [--stages contract,vectors,images]
+       [--modes eager,compiled,bf16]
+Budget on one H100: about 6 minutes (the stages print their progress); the modes run in the
+order given, each for every image model, so list the longest (``compiled``) where it may be cut.
 """
 from __future__ import annotations
 
@@ -187,7 +189,7 @@ def train_images(flow: ff.Flow, ds: Dataset, device: torch.device, sizes: dict, 
     return result
 
 
-def images(device: torch.device, sizes: dict, skip_compile: bool, results: dict, write) -> None:
+def images(device: torch.device, sizes: dict, modes: list[str], results: dict, write) -> None:
     ds = random_images(sizes)
     variants = {"glow": {}}
     try:
@@ -200,9 +202,7 @@ def images(device: torch.device, sizes: dict, skip_compile: bool, results: dict,
         starts[name] = image_model(ds, sizes, **options)
         entry = results["images"].setdefault(name, {"config": {**sizes["image"], **options}})
         entry["parameters"] = sum(p.numel() for p in starts[name].parameters())
-    runs = [(name, mode) for mode in ("eager", "bf16") for name in variants]
-    runs += [] if skip_compile else [(name, "compiled") for name in variants]  # last: compiling takes longest
-    for name, mode in runs:
+    for name, mode in [(name, mode) for mode in modes for name in variants]:
         entry = results["images"][name]
         steps = sizes["compiled_steps"] if mode == "compiled" else sizes["image_steps"]
         log(f"images: {name} {mode}, {steps} steps of {sizes['image']['batch']} on {device}")
@@ -218,8 +218,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="where to write the JSON results")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (runs on the CPU too)")
-    parser.add_argument("--skip-compile", action="store_true", help="no torch.compile measurement")
+    parser.add_argument("--stages", default="contract,vectors,images",
+                        help="comma-separated: contract (with the piecewise check), vectors, images")
+    parser.add_argument("--modes", default="eager,bf16,compiled", help="image training modes, in this order")
     args = parser.parse_args()
+    stages_wanted, modes = args.stages.split(","), args.modes.split(",")
+    unknown = sorted(set(stages_wanted) - {"contract", "vectors", "images"}) + sorted(
+        set(modes) - {"eager", "bf16", "compiled"})
+    if unknown:
+        parser.error(f"unknown stage or mode: {', '.join(unknown)}")
     sizes = SMOKE if args.smoke else FULL
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True  # fixed image shapes: let cuDNN pick its fastest convolutions
@@ -232,11 +239,13 @@ def main() -> int:
     def write() -> None:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
 
-    stages = [("contract", lambda: contract(device, sizes)), ("piecewise_vs_dense", lambda: piecewise_vs_dense(device))]
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        stages.append(("vectors", lambda: vectors(device, sizes, Path(tmp))))
-        for name, stage in stages:
+        stages = [("contract", lambda: contract(device, sizes)),
+                  ("piecewise_vs_dense", lambda: piecewise_vs_dense(device)),
+                  ("vectors", lambda: vectors(device, sizes, Path(tmp)))]
+        wanted = {"piecewise_vs_dense": "contract"}
+        for name, stage in [(n, s) for n, s in stages if wanted.get(n, n) in stages_wanted]:
             log(f"stage {name}")
             try:
                 results[name] = stage()
@@ -244,7 +253,8 @@ def main() -> int:
                 results[name] = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()[-2000:]}
             log(f"{name}: {results[name]}")
             write()
-    images(device, sizes, args.skip_compile, results, write)
+    if "images" in stages_wanted:
+        images(device, sizes, modes, results, write)
     results["wall_s"] = time.perf_counter() - t_start
     write()
     log(f"done in {results['wall_s']:.0f} s: {args.out}")

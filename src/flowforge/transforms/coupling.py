@@ -78,6 +78,11 @@ class Coupling(Transform):
             self.register_buffer("idx_a", idx_a, persistent=False)
             self.register_buffer("idx_b", idx_b, persistent=False)
             self.register_buffer("merge_index", torch.argsort(torch.cat([idx_a, idx_b])), persistent=False)
+            # two contiguous blocks (channel masks): split and concatenate instead of gathering
+            # (cheaper, and torch 2.13's inductor CPU code for the gathers' backward lost the input
+            # gradient of a spline coupling after an ActNorm and a 1x1 convolution)
+            kept_first = bool((idx_a == torch.arange(len(idx_a))).all())
+            self.blocks = "kept first" if kept_first else "transformed first" if idx_b[-1] < idx_a[0] else None
             self.net = conditioner(len(idx_a) + self.context_dim, n * len(idx_b))
         else:
             self.register_buffer("mask", mask, persistent=False)
@@ -113,15 +118,30 @@ class Coupling(Transform):
 
     def _couple(self, x: Tensor, context: Tensor | None, h) -> tuple[Tensor, Tensor]:
         if self.split:
-            x_a = x.index_select(1, self.idx_a)
-            x_b = x.index_select(1, self.idx_b)
+            x_a, x_b = self._parts(x)
             y_b, log_abs_det = h(x_b, self._params(x_a, context, len(self.idx_b)))
-            y = torch.cat([x_a, y_b], dim=1).index_select(1, self.merge_index)
+            y = self._merge(x_a, y_b)
         else:
             mask = self.mask.to(x.dtype)
             params = self._params(x * (1 - mask), context, self.mask.shape[0]) * mask
             y, log_abs_det = h(x, params)
         return y, log_abs_det.flatten(1).sum(1)
+
+    def _parts(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(x_a, x_b)``: the kept and the transformed coordinates (channels), in order."""
+        na, nb = len(self.idx_a), len(self.idx_b)
+        if self.blocks == "kept first":
+            return tuple(x.split([na, nb], 1))
+        if self.blocks == "transformed first":
+            return tuple(reversed(x.split([nb, na], 1)))
+        return x.index_select(1, self.idx_a), x.index_select(1, self.idx_b)
+
+    def _merge(self, x_a: Tensor, y_b: Tensor) -> Tensor:
+        if self.blocks == "kept first":
+            return torch.cat([x_a, y_b], dim=1)
+        if self.blocks == "transformed first":
+            return torch.cat([y_b, x_a], dim=1)
+        return torch.cat([x_a, y_b], dim=1).index_select(1, self.merge_index)
 
     def extra_repr(self) -> str:
         form = "split" if self.split else "masked"
