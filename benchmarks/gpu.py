@@ -241,11 +241,10 @@ def main() -> int:
 
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        stages = [("contract", lambda: contract(device, sizes)),
-                  ("piecewise_vs_dense", lambda: piecewise_vs_dense(device)),
-                  ("vectors", lambda: vectors(device, sizes, Path(tmp)))]
-        wanted = {"piecewise_vs_dense": "contract"}
-        for name, stage in [(n, s) for n, s in stages if wanted.get(n, n) in stages_wanted]:
+        stages = [("contract", "contract", lambda: contract(device, sizes)),  # (--stages name, result key, run)
+                  ("contract", "piecewise_vs_dense", lambda: piecewise_vs_dense(device)),
+                  ("vectors", "vectors", lambda: vectors(device, sizes, Path(tmp)))]
+        for name, stage in [(key, run) for group, key, run in stages if group in stages_wanted]:
             log(f"stage {name}")
             try:
                 results[name] = stage()

@@ -34,7 +34,6 @@ def test_compiled_training_loss_equals_eager_log_prob_and_compile_time_is_apart(
     assert s["compile_s"] > 0 and s["ms_per_step_median"] < 1000 * s["compile_s"]
 
 
-
 def test_compiled_spline_glow_gives_the_eager_log_prob_and_gradients():
     """Spline couplings after an ActNorm and a 1x1 convolution: with the halves gathered by
     index_select, torch 2.13's inductor CPU code lost the gradient through the coupling's input

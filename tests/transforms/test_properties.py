@@ -17,6 +17,8 @@ from flowforge.transforms import (
     half_mask,
 )
 
+from ..helpers import perturb
+
 
 @settings(max_examples=25, deadline=None)
 @given(
@@ -62,10 +64,7 @@ def test_split_couplings_keep_the_masked_out_part_and_agree_with_the_gather_form
             return torch.nn.Conv2d(i, o, 3, padding=1)
         return MLP(i, o, 8, 1)
 
-    t = Coupling(mask, net, AffineMap(1.5)).double()
-    with torch.no_grad():
-        for q in t.parameters():
-            q.add_(0.3 * torch.randn_like(q))
+    t = perturb(Coupling(mask, net, AffineMap(1.5)).double(), 0.3)
     x = torch.randn(4, *shape, dtype=torch.float64)
     y, log_det = t(x)
     assert torch.equal(y[:, ~mask], x[:, ~mask]) and not torch.allclose(y[:, mask], x[:, mask])
